@@ -1,0 +1,5 @@
+"""`python -m mnistcli`: the same as the `mnist` command."""
+
+from mnistcli.cli import main
+
+main()

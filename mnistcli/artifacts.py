@@ -1,0 +1,112 @@
+"""The run dir: where each file goes, atomic writes, and the one writer of metrics.json.
+
+Every file is written to a temporary name beside it and renamed into place, so a killed run
+leaves either the previous complete version or the new complete version, never half a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class RunDir:
+    """Paths inside one run's output dir (Hydra's output dir)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.keras"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.keras"
+
+    @property
+    def history_csv(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / "metrics.json"
+
+
+def _tmp_beside(path: Path) -> Path:
+    # Keras insists on the .keras suffix, so the temporary name keeps the real suffix.
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(path)
+    tmp.write_text(text)
+    _replace(tmp, path)
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Save a Keras model to `path` (.keras) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(path)
+    model.save(tmp)
+    _replace(tmp, path)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` atomically."""
+    tmp = _tmp_beside(dst)
+    tmp.write_bytes(src.read_bytes())
+    _replace(tmp, dst)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows (dicts with the same keys) as CSV, atomically."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def versions() -> dict[str, str]:
+    def dist(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    tf = sys.modules.get("tensorflow")
+    return {
+        "python": platform.python_version(),
+        "tensorflow": getattr(tf, "__version__", None) or dist("tensorflow"),
+        "keras": dist("keras"),
+        "mnistcli": dist("mnistcli"),
+    }
+
+
+def write_metrics(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write metrics.json: the record plus schema version and versions. Returns what was written."""
+    full = {"schema_version": SCHEMA_VERSION, **record, "versions": versions()}
+    write_text(path, json.dumps(full, indent=2, allow_nan=True) + "\n")
+    return full

@@ -1,0 +1,169 @@
+"""Config values checked before TensorFlow loads: a mistake becomes one UserError line naming the
+key, what it must be, and an example of a good value."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mnistcli.errors import UserError
+
+DEVICES = ("auto", "cpu", "gpu")
+MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _bad(key: str, want: str, got: Any, example: str) -> UserError:
+    return UserError(f"{key} must be {want}, got {got!r}; e.g. {key}={example}")
+
+
+def whole(cfg: DictConfig, key: str, low: int, example: str, optional: bool = False) -> None:
+    v = _get(cfg, key)
+    if v is None and optional:
+        return
+    if not _is_int(v) or v < low:
+        raise _bad(key, f"a whole number >= {low}", v, example)
+
+
+def number(
+    cfg: DictConfig,
+    key: str,
+    ok: Callable[[float], bool],
+    want: str,
+    example: str,
+) -> None:
+    v = _get(cfg, key)
+    if not _is_number(v) or not ok(v):
+        raise _bad(key, want, v, example)
+
+
+def one_of(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
+    v = _get(cfg, key)
+    if v not in choices:
+        raise _bad(key, f"one of {', '.join(choices)}", v, choices[0])
+
+
+def _check_model(cfg: DictConfig) -> None:
+    number(cfg, "model.l2", lambda v: v >= 0, "a number >= 0 (0 = no weight decay)", "1e-4")
+    if _get(cfg, "model.dropout") is not None:
+        number(cfg, "model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.2")
+    hidden = _get(cfg, "model.hidden")
+    if hidden is not None and (
+        not isinstance(hidden, ListConfig) or not all(_is_int(w) and w >= 1 for w in hidden)
+    ):
+        raise _bad("model.hidden", "a list of layer widths >= 1", hidden, "[512,512]")
+
+
+def _check_optimizer(cfg: DictConfig) -> None:
+    number(cfg, "optimizer.lr", lambda v: v > 0, "a number > 0", "0.01")
+    if _get(cfg, "optimizer.momentum") is not None:
+        number(cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.9")
+
+
+def _check_split(cfg: DictConfig) -> None:
+    if _get(cfg, "split.fraction") is not None:
+        number(cfg, "split.fraction", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2")
+    if _get(cfg, "split.val_size") is not None:
+        whole(cfg, "split.val_size", 1, "10000")
+
+
+def _check_callbacks(cfg: DictConfig) -> None:
+    for name in _get(cfg, "callbacks") or {}:
+        if _get(cfg, f"callbacks.{name}.monitor") is not None:
+            one_of(cfg, f"callbacks.{name}.monitor", MONITORS)
+        if _get(cfg, f"callbacks.{name}.patience") is not None:
+            whole(cfg, f"callbacks.{name}.patience", 0, "5")
+        if _get(cfg, f"callbacks.{name}.factor") is not None:
+            number(
+                cfg, f"callbacks.{name}.factor", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2"
+            )
+
+
+def _check_schedule(cfg: DictConfig) -> None:
+    if _get(cfg, "schedule.name") != "constant" and _get(cfg, "callbacks.reduce_lr") is not None:
+        raise UserError(
+            "reduce_lr cannot change a scheduled learning rate; use schedule=constant with "
+            "reduce_lr, or drop reduce_lr from callbacks"
+        )
+    if _get(cfg, "schedule.alpha") is not None:
+        number(cfg, "schedule.alpha", lambda v: 0 <= v <= 1, "a number in [0, 1]", "0.0")
+
+
+def _check_data_path(cfg: DictConfig) -> None:
+    path = _get(cfg, "data.path")
+    if path is not None and not Path(str(path)).expanduser().exists():
+        raise UserError(
+            f"data.path {path} does not exist; pass an npz in Keras's MNIST layout or a folder of "
+            "the four IDX files (or leave it unset for the shipped copy)"
+        )
+
+
+def _check_runtime(cfg: DictConfig) -> None:
+    one_of(cfg, "device", DEVICES)
+    whole(cfg, "runtime.logical_cpus", 1, "2")
+
+
+def check_train(cfg: DictConfig) -> None:
+    """Check a composed `train` config; raise UserError at the first bad value."""
+    whole(cfg, "seed", 0, "0")
+    whole(cfg, "trainer.epochs", 1, "10")
+    whole(cfg, "trainer.batch_size", 1, "64")
+    whole(cfg, "data.limit", _get(cfg, "trainer.batch_size"), "2000", optional=True)
+    _check_model(cfg)
+    _check_optimizer(cfg)
+    _check_split(cfg)
+    _check_callbacks(cfg)
+    _check_schedule(cfg)
+    _check_data_path(cfg)
+    _check_runtime(cfg)
+
+
+def check_checkpoint(path: str) -> Path:
+    """A checkpoint path must name an existing .keras archive (a zip file)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(
+            f"checkpoint {path} does not exist; pass ckpt=RUN_DIR/checkpoints/best.keras from a "
+            "train run"
+        )
+    if p.is_dir():
+        raise UserError(f"checkpoint {path} is a folder; pass the .keras file inside it")
+    if not zipfile.is_zipfile(p):
+        raise UserError(
+            f"checkpoint {path} is not a Keras archive (.keras zip file); pass one that "
+            "`mnist train` wrote"
+        )
+    return p
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """Check a composed `eval` config; raise UserError at the first bad value."""
+    if OmegaConf.is_missing(cfg, "ckpt") or _get(cfg, "ckpt") is None:
+        raise UserError("eval needs a checkpoint: mnist eval ckpt=RUN_DIR/checkpoints/best.keras")
+    check_checkpoint(str(cfg.ckpt))
+    whole(cfg, "batch_size", 1, "1000")
+    _check_data_path(cfg)
+    _check_runtime(cfg)
+
+
+def check_summary(cfg: DictConfig) -> None:
+    """Check a composed `summary` config."""
+    _check_model(cfg)
+
+
+CHECKS = {"train": check_train, "eval": check_eval, "summary": check_summary}

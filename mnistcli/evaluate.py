@@ -1,0 +1,87 @@
+"""`mnist eval`: load a checkpoint (safely) and score it on the test set. `score` is also how
+`mnist train` scores its best checkpoint, so both report the same numbers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from mnistcli import artifacts, checks, pipeline, tables
+from mnistcli.artifacts import RunDir
+from mnistcli.data import load
+from mnistcli.errors import UserError
+from mnistcli.models import INPUT_SHAPE, NUM_CLASSES
+from mnistcli.runtime import select_strategy
+
+log = logging.getLogger(__name__)
+EPSILON = 1e-7  # Keras clips probabilities by this much in its cross-entropy
+
+
+def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
+    """Accuracy and mean cross-entropy of `model` on uint8 images `x`, labels `y`; also the
+    predicted labels."""
+    probs = model.predict(pipeline.inference(x, y, batch_size), verbose=0)
+    predicted = probs.argmax(axis=1)
+    p_true = np.clip(probs[np.arange(len(y)), y], EPSILON, 1.0 - EPSILON)
+    return {
+        "accuracy": float((predicted == y).mean()),
+        "loss": float(-np.log(p_true).mean()),
+        "predicted": predicted,
+    }
+
+
+def load_checkpoint(path: str | Path) -> keras.Model:
+    """Load a .keras checkpoint in safe mode (no arbitrary code) and check its input shape."""
+    p = checks.check_checkpoint(str(path))
+    try:
+        model = keras.models.load_model(p, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad archive
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"cannot load checkpoint {path} ({reason}); pass a .keras file that `mnist train` wrote"
+        ) from None
+    if tuple(model.input_shape[1:]) != INPUT_SHAPE or model.output_shape[-1] != NUM_CLASSES:
+        raise UserError(
+            f"checkpoint {path} takes inputs {model.input_shape[1:]} and gives "
+            f"{model.output_shape[-1]} outputs; MNIST needs {INPUT_SHAPE} in, {NUM_CLASSES} out"
+        )
+    return model
+
+
+def evaluate(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Evaluate cfg.ckpt on the test set; write metrics.json into `run_dir`; return the metrics."""
+    checks.check_eval(cfg)
+    run = RunDir(run_dir)
+    data = load(cfg.data.path)
+    _, device = select_strategy(cfg.device, cfg.runtime.logical_cpus)
+    started = time.perf_counter()
+    model = load_checkpoint(cfg.ckpt)
+    result = score(model, data.x_test, data.y_test, cfg.batch_size)
+    y, predicted = data.y_test, result["predicted"]
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    np.add.at(confusion, (y, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    record = {
+        "task": "eval",
+        "status": "completed",
+        "ckpt": str(Path(cfg.ckpt).resolve()),
+        "model": model.name,
+        "params": model.count_params(),
+        "test": {"accuracy": result["accuracy"], "loss": result["loss"]},
+        "per_class_accuracy": [float(a) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+        "timing": {"eval_seconds": round(time.perf_counter() - started, 3)},
+        "device": device,
+        "data": {"source": data.source, "sha256": data.sha256, "test": len(data.x_test)},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    record = artifacts.write_metrics(run.metrics_json, record)
+    tables.eval_summary(Console(), record, str(run.root))
+    return record

@@ -1,0 +1,123 @@
+"""`mnist train`: train(cfg, run_dir) -> metrics, a plain function thin over Keras fit.
+
+Flow: checks → data → device → model → fit (checkpoints and history each epoch) → score the best
+checkpoint on the test set → metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from mnistcli import artifacts, checks, pipeline, tables
+from mnistcli.artifacts import RunDir
+from mnistcli.callbacks import RunRecorder, from_config
+from mnistcli.data import load, make_split
+from mnistcli.evaluate import load_checkpoint, score
+from mnistcli.models import build_model
+from mnistcli.optimizers import build_optimizer, learning_rate
+from mnistcli.progress import RichProgress
+from mnistcli.runtime import seed_everything, select_strategy
+
+log = logging.getLogger(__name__)
+EVAL_BATCH = 1000
+
+
+def _best_row(history: list[dict[str, float]], best_epoch: int | None) -> dict[str, float]:
+    if not history:
+        return {}
+    return history[best_epoch - 1] if best_epoch else history[-1]
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Train the model `cfg` composes; write checkpoints, history.csv and metrics.json into
+    `run_dir`; return the metrics."""
+    checks.check_train(cfg)
+    run = RunDir(run_dir)
+    console = Console()
+    data = load(cfg.data.path)
+    split = make_split(data, limit=cfg.data.limit, **cfg.split)
+    if split.test_used_for_selection:
+        log.warning(
+            "split=test: the test set validates and so selects the model; its test accuracy is "
+            "not an unbiased estimate (metrics.json records test_used_for_selection: true)"
+        )
+    strategy, device = select_strategy(cfg.device, cfg.runtime.logical_cpus)
+    seed_everything(cfg.seed)
+
+    batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
+    steps = math.ceil(len(split.x_train) / batch_size)
+    opt_cfg = OmegaConf.to_container(cfg.optimizer)
+    schedule = OmegaConf.to_container(cfg.schedule)
+    with strategy.scope():
+        model = build_model(**OmegaConf.to_container(cfg.model))
+        opt_cfg["lr"] = learning_rate(opt_cfg["lr"], schedule, epochs * steps)
+        model.compile(
+            optimizer=build_optimizer(**opt_cfg),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    untrained = score(model, split.x_test, split.y_test, EVAL_BATCH)["accuracy"]
+
+    callbacks_cfg = OmegaConf.to_container(cfg.get("callbacks") or {})
+    best_by = callbacks_cfg.get("checkpoint") or {}
+    recorder = RunRecorder(run, best_by.get("monitor"), best_by.get("mode", "min"))
+    record: dict[str, Any] = {
+        "task": "train",
+        "status": "running",
+        "model": cfg.model.name,
+        "params": model.count_params(),
+        "trainable_params": sum(int(w.numpy().size) for w in model.trainable_weights),
+        "seed": cfg.seed,
+        "epochs_completed": 0,
+        "best_epoch": None,
+        "val": {"accuracy": None, "loss": None},
+        "test": {"accuracy": None, "loss": None},
+        "untrained_test_accuracy": untrained,
+        "test_used_for_selection": split.test_used_for_selection,
+        "history": recorder.history,
+        "timing": {"train_seconds": 0.0, "samples_per_second": 0.0},
+        "device": device,
+        "data": {"source": data.source, "sha256": data.sha256, **split.sizes()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+    def finish(status: str, seconds: float, **extra: Any) -> dict[str, Any]:
+        done = len(recorder.history)
+        best = _best_row(recorder.history, recorder.best_epoch)
+        record.update(status=status, epochs_completed=done, best_epoch=recorder.best_epoch, **extra)
+        record["val"] = {"accuracy": best.get("val_accuracy"), "loss": best.get("val_loss")}
+        record["timing"] = {
+            "train_seconds": round(seconds, 3),
+            "samples_per_second": round(done * len(split.x_train) / seconds, 1) if seconds else 0.0,
+        }
+        return artifacts.write_metrics(run.metrics_json, record)
+
+    train_ds = pipeline.training(split.x_train, split.y_train, batch_size, cfg.seed)
+    val_ds = pipeline.inference(split.x_val, split.y_val, EVAL_BATCH)
+    callbacks = [recorder, *from_config(callbacks_cfg), RichProgress(console)]
+    started = time.perf_counter()
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
+    except KeyboardInterrupt:
+        finish("interrupted", time.perf_counter() - started)
+        raise
+    except Exception as e:
+        finish("failed", time.perf_counter() - started, error=f"{type(e).__name__}: {e}")
+        raise
+    seconds = time.perf_counter() - started
+
+    diverged = any(not math.isfinite(row.get("loss", math.nan)) for row in recorder.history)
+    best_model = load_checkpoint(run.best) if run.best.exists() else model
+    if not diverged or run.best.exists():
+        tested = score(best_model, split.x_test, split.y_test, EVAL_BATCH)
+        record["test"] = {"accuracy": tested["accuracy"], "loss": tested["loss"]}
+    extra = {"error": "the loss became NaN or infinite; lower optimizer.lr"} if diverged else {}
+    metrics = finish("failed" if diverged else "completed", seconds, **extra)
+    tables.train_summary(console, metrics, str(run.root))
+    return metrics

@@ -1,0 +1,47 @@
+"""Shared helpers: run the installed `mnist` command for real, in a scratch folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MNIST = str(Path(sys.executable).with_name("mnist"))
+SHARED_NPZ = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"
+
+
+def mnist(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `mnist ARGS` in `cwd` and return the finished process (text output)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "COLUMNS": "120"}
+    return subprocess.run(
+        [MNIST, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    """One clear line on stderr naming the problem, exit code 2, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mnist: error: ")
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real short training (lenet5, 2,000 examples, 1 epoch) in the default run dir layout."""
+    cwd = tmp_path_factory.mktemp("quick")
+    proc = mnist("train", "model=lenet5", "data.limit=2000", "trainer.epochs=1", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = [p.parent for p in (cwd / "outputs").glob("*/*/metrics.json")]
+    return run_dir

@@ -1,0 +1,156 @@
+"""Every config group composes; the CLI's help and config errors are fast, TensorFlow-free and
+end in one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from conftest import MNIST, assert_user_error, mnist
+from mnistcli.checks import CHECKS
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def composed(*overrides: str, name: str = "train"):
+    with initialize_config_module("mnistcli.conf", version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    "group, option",
+    [(g, o) for g in ("model", "optimizer", "split", "schedule", "experiment") for o in options(g)],
+)
+def test_every_group_option_composes_and_passes_checks(group: str, option: str) -> None:
+    cfg = composed(f"{group}={option}")
+    CHECKS["train"](cfg)
+    if group in ("model", "optimizer", "split", "schedule"):
+        assert cfg[group].name == option
+
+
+@pytest.mark.parametrize("callback", options("callbacks"))
+def test_each_callback_switches_on_alone(callback: str) -> None:
+    cfg = composed(f"callbacks=[{callback}]", "schedule=constant")
+    assert list(cfg.callbacks) == [callback]
+    CHECKS["train"](cfg)
+
+
+def test_defaults_and_overridable_callback_parameters() -> None:
+    cfg = composed("callbacks.early_stopping.patience=5")
+    assert list(cfg.callbacks) == ["checkpoint", "early_stopping", "terminate_on_nan"]
+    assert cfg.callbacks.early_stopping.patience == 5
+    assert cfg.callbacks.checkpoint.monitor == "val_loss"
+    assert composed("callbacks=[]").get("callbacks") is None
+    plateau = composed("callbacks=[reduce_lr]", "schedule=constant").callbacks.reduce_lr
+    assert (plateau.factor, plateau.patience) == (0.2, 2)
+
+
+def test_optimizer_defaults_and_lr_for_all() -> None:
+    sgd = composed("optimizer=sgd").optimizer
+    assert (sgd.lr, sgd.momentum, sgd.nesterov) == (0.01, 0.0, False)
+    for name in ("adam", "rmsprop"):
+        assert composed(f"optimizer={name}").optimizer.lr == 0.001
+        assert composed(f"optimizer={name}", "optimizer.lr=0.05").optimizer.lr == 0.05
+
+
+@pytest.mark.parametrize(
+    "experiment, model, optimizer, batch, epochs, split",
+    [
+        ("ffnn", "ffnn", "rmsprop", 32, 100, "validation_split"),
+        ("lenet5", "lenet5", "sgd", 32, 50, "validation_split"),
+        ("lenet5_classic", "lenet5_classic", "adam", 128, 20, "holdout"),
+        ("lenet5_bn", "lenet5_bn", "adam", 64, 30, "validation_split"),
+        ("mlp_l2", "ffnn", "sgd", 128, 40, "validation_split"),
+        ("cnn_v2", "cnn_v2", "adam", 64, 30, "test"),
+    ],
+)
+def test_experiment_presets_reproduce_the_notebooks(
+    experiment: str, model: str, optimizer: str, batch: int, epochs: int, split: str
+) -> None:
+    cfg = composed(f"experiment={experiment}")
+    assert cfg.model.name == model and cfg.optimizer.name == optimizer
+    assert (cfg.trainer.batch_size, cfg.trainer.epochs, cfg.split.name) == (batch, epochs, split)
+    assert cfg.schedule.name == "constant"
+    # a preset is a starting point: command-line overrides still win
+    assert composed(f"experiment={experiment}", "trainer.epochs=1").trainer.epochs == 1
+
+
+def test_top_help_lists_subcommands(tmp_path: Path) -> None:
+    proc = mnist("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for sub in ("train", "eval", "summary"):
+        assert f"\n  {sub} " in proc.stdout
+
+
+def test_train_help_shows_groups_and_options(tmp_path: Path) -> None:
+    proc = mnist("train", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for text in ("model: cnn_v2, ffnn, lenet5, lenet5_bn, lenet5_classic", "optimizer:", "split:"):
+        assert text in proc.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
+    proc = mnist("train", "--info", "searchpath", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "pkg://mnistcli.conf" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["train", "--help"], ["train", "model=nope"], ["eval", "ckpt=missing.keras"]],
+)
+def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", MNIST, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "hydra" in imported  # the trace is real
+    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "model=nope"], ["unknown model 'nope'", "lenet5_bn"]),
+        (["train", "optimizer=nope"], ["unknown optimizer 'nope'", "sgd"]),
+        (["train", "experiment=nope"], ["unknown experiment 'nope'"]),
+        (["train", "trainer.epochz=3"], ["trainer.epochz"]),
+        (["train", "trainer.epochs=ten"], ["trainer.epochs", "'ten'"]),
+        (["train", "trainer.epochs=0"], ["trainer.epochs"]),
+        (["train", "trainer.batch_size=-1"], ["trainer.batch_size"]),
+        (["train", "optimizer.lr=0"], ["optimizer.lr"]),
+        (["train", "model.l2=-1"], ["model.l2"]),
+        (["train", "model=ffnn", "model.dropout=1"], ["model.dropout"]),
+        (["train", "split.fraction=1.5"], ["split.fraction"]),
+        (["train", "data.limit=10"], ["data.limit"]),
+        (["train", "data.path=/no/such/file.npz"], ["data.path", "does not exist"]),
+        (["train", "device=tpu"], ["device"]),
+        (["train", "callbacks=[reduce_lr]"], ["reduce_lr", "schedule=constant"]),
+        (["train", "-m", "seed=0,1", "model=lenet5,nope"], ["unknown model 'nope'"]),
+        (["frobnicate"], ["unknown subcommand"]),
+        (["eval"], ["ckpt="]),
+        (["eval", "ckpt=missing.keras"], ["missing.keras", "does not exist"]),
+    ],
+)
+def test_user_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
+    assert_user_error(mnist(*args, cwd=tmp_path), *words)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_bad_checkpoints_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "folder.keras").mkdir()
+    (tmp_path / "text.keras").write_text("not a zip")
+    assert_user_error(mnist("eval", "ckpt=folder.keras", cwd=tmp_path), "folder")
+    assert_user_error(mnist("eval", "ckpt=text.keras", cwd=tmp_path), "not a Keras archive")

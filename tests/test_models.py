@@ -1,0 +1,77 @@
+"""Every model, built from its composed config, has the notebooks' layers and parameter counts."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from mnistcli.models import build_model
+
+
+def model_from(*overrides: str):
+    with initialize_config_module("mnistcli.conf", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    return build_model(**OmegaConf.to_container(cfg.model))
+
+
+def trainable(model) -> int:
+    return sum(int(w.numpy().size) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "overrides, params, trainable_params",
+    [
+        (["model=ffnn"], 669_706, 669_706),
+        (["model=ffnn", "model.hidden=[64,64]", "model.dropout=0"], 55_050, 55_050),
+        (["model=ffnn", "model.hidden=[500,300]", "model.dropout=0"], 545_810, 545_810),
+        (["model=lenet5"], 303_626, 303_626),
+        (["model=lenet5_classic"], 44_426, 44_426),
+        (["model=lenet5_bn"], 45_418, 44_922),
+        (["model=cnn_v2"], 276_438, 275_310),
+        (["experiment=mlp_l2"], 545_810, 545_810),
+    ],
+)
+def test_parameter_counts(overrides: list[str], params: int, trainable_params: int) -> None:
+    model = model_from(*overrides)
+    assert model.count_params() == params
+    assert trainable(model) == trainable_params
+
+
+def test_lenet5_layers_as_the_notebook_writes_them() -> None:
+    model = model_from("model=lenet5")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "Conv2D", "AveragePooling2D", "Conv2D", "AveragePooling2D", "Conv2D",
+        "Flatten", "Dense", "Dense",
+    ]  # fmt: skip
+    assert [layer.activation.__name__ for layer in model.layers if hasattr(layer, "activation")] == [
+        "relu", "tanh", "tanh", "tanh", "softmax",
+    ]  # fmt: skip
+    assert model.layers[1].strides == (1, 1) and model.layers[3].strides == (2, 2)
+
+
+def test_lenet5_bn_layers() -> None:
+    kinds = [type(layer).__name__ for layer in model_from("model=lenet5_bn").layers]
+    assert kinds == [
+        "Conv2D", "BatchNormalization", "Activation", "AveragePooling2D", "BatchNormalization",
+        "Conv2D", "BatchNormalization", "Activation", "AveragePooling2D", "BatchNormalization",
+        "Flatten", "Dense", "BatchNormalization", "Dense", "BatchNormalization", "Dense",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["ffnn", "lenet5", "lenet5_classic", "lenet5_bn", "cnn_v2"])
+def test_l2_regularises_hidden_kernels_only(name: str) -> None:
+    plain = model_from(f"model={name}")
+    decayed = model_from(f"model={name}", "model.l2=1e-4")
+    assert plain.losses == []
+    hidden = [layer for layer in decayed.layers[:-1] if type(layer).__name__ in ("Dense", "Conv2D")]
+    assert len(decayed.losses) == len(hidden) > 0
+    assert decayed.layers[-1].kernel_regularizer is None
+
+
+def test_ffnn_activation_knob() -> None:
+    model = model_from("model=ffnn", "model.activation=tanh", "model.dropout=0")
+    dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    assert [d.activation.__name__ for d in dense] == ["tanh", "tanh", "softmax"]
+    assert not any(type(layer).__name__ == "Dropout" for layer in model.layers)

@@ -1,0 +1,152 @@
+"""Real short trainings through the installed `mnist` command, on real MNIST (data.limit)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_user_error, mnist, read_metrics
+from mnistcli.data import IDX_NAMES, load
+
+
+def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}/\d{2}-\d{2}-\d{2}", "/".join(quick_run.parts[-2:]))
+    assert quick_run.parent.parent.name == "outputs"
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+        assert (quick_run / ".hydra" / name).is_file()
+    assert (quick_run / "checkpoints" / "best.keras").is_file()
+    assert (quick_run / "checkpoints" / "last.keras").is_file()
+    assert not list(quick_run.rglob(".*.tmp*"))  # no temporary files left behind
+
+    m = read_metrics(quick_run)
+    assert (m["task"], m["status"], m["model"]) == ("train", "completed", "lenet5")
+    assert m["params"] == m["trainable_params"] == 303_626
+    assert (m["seed"], m["epochs_completed"], m["best_epoch"]) == (0, 1, 1)
+    assert m["data"]["source"] == "shipped"
+    assert m["data"]["sha256"].startswith("06af5dfe73b7")
+    assert (m["data"]["train"], m["data"]["val"], m["data"]["test"]) == (1600, 400, 10000)
+    assert 0.0 <= m["untrained_test_accuracy"] < 0.3
+    assert 0.6 < m["test"]["accuracy"] <= 1.0 and 0 < m["test"]["loss"] < 2.3
+    assert 0.6 < m["val"]["accuracy"] <= 1.0
+    assert m["val"]["loss"] == m["history"][0]["val_loss"]
+    assert m["test_used_for_selection"] is False
+    assert m["timing"]["train_seconds"] > 0 and m["timing"]["samples_per_second"] > 0
+    assert m["device"] == {**m["device"], "type": "cpu", "count": 1}
+    assert set(m["versions"]) == {"python", "tensorflow", "keras", "mnistcli"}
+    assert m["versions"]["keras"].startswith("3.")
+    assert m["config"]["model"]["name"] == "lenet5" and m["config"]["data"]["limit"] == 2000
+
+    with open(quick_run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1 and rows[0]["epoch"] == "1"
+    assert math.isclose(float(rows[0]["val_accuracy"]), m["val"]["accuracy"])
+
+
+def test_eval_agrees_with_train(quick_run: Path, tmp_path: Path) -> None:
+    ckpt = quick_run / "checkpoints" / "best.keras"
+    proc = mnist("eval", f"ckpt={ckpt}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "all" in proc.stdout and "per" not in proc.stderr
+    (eval_dir,) = [p.parent for p in (tmp_path / "outputs").glob("*/*/metrics.json")]
+    e, t = read_metrics(eval_dir), read_metrics(quick_run)
+    assert e["task"] == "eval" and e["status"] == "completed"
+    assert e["test"]["accuracy"] == t["test"]["accuracy"]
+    assert math.isclose(e["test"]["loss"], t["test"]["loss"], rel_tol=1e-6)
+    confusion = np.array(e["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 10000
+    assert math.isclose(np.trace(confusion) / 10000, e["test"]["accuracy"])
+    per_class = confusion.diagonal() / confusion.sum(axis=1)
+    np.testing.assert_allclose(e["per_class_accuracy"], per_class)
+
+
+def test_eval_refuses_a_checkpoint_of_the_wrong_shape(tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    model.save(tmp_path / "cifar.keras")
+    assert_user_error(mnist("eval", "ckpt=cifar.keras", cwd=tmp_path), "(28, 28, 1)")
+    (tmp_path / "cut.keras").write_bytes((tmp_path / "cifar.keras").read_bytes()[:2000])
+    assert_user_error(mnist("eval", "ckpt=cut.keras", cwd=tmp_path), "cut.keras")
+
+
+def test_used_run_dir_is_not_overwritten(quick_run: Path, tmp_path: Path) -> None:
+    before = (quick_run / "metrics.json").read_bytes()
+    proc = mnist("train", f"hydra.run.dir={quick_run}", "data.limit=2000", cwd=tmp_path)
+    assert_user_error(proc, "already holds a run")
+    assert (quick_run / "metrics.json").read_bytes() == before
+
+
+def test_idx_folder_split_test_and_summary_table(tmp_path: Path) -> None:
+    real = load(None)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    arrays = {"x_train": real.x_train[:1000], "y_train": real.y_train[:1000],
+              "x_test": real.x_test[:500], "y_test": real.y_test[:500]}  # fmt: skip
+    for key, stem in IDX_NAMES.items():
+        a = arrays[key]
+        header = bytes([0, 0, 8, a.ndim]) + b"".join(d.to_bytes(4, "big") for d in a.shape)
+        (folder / f"{stem}.gz").write_bytes(gzip.compress(header + a.tobytes()))
+    proc = mnist(
+        "train", "model=ffnn", "model.hidden=[64]", "split=test", "trainer.epochs=2",
+        f"data.path={folder}", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "test set validates" in proc.stdout + proc.stderr
+    assert "mnist train: ffnn (completed)" in proc.stdout
+    assert "epoch 2/2" in proc.stdout
+    m = read_metrics(tmp_path / "run")
+    assert m["test_used_for_selection"] is True
+    assert (m["data"]["train"], m["data"]["val"], m["data"]["test"]) == (1000, 500, 500)
+    assert m["data"]["source"] == str(folder.resolve())
+    assert m["epochs_completed"] == 2 and len(m["history"]) == 2
+
+
+def test_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
+    proc = mnist(
+        "train", "model=ffnn", "optimizer=sgd", "optimizer.lr=1e12", "schedule=constant",
+        "data.limit=1000", "trainer.epochs=3", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    m = read_metrics(tmp_path / "run")
+    assert m["status"] == "failed" and "NaN" in m["error"]
+    assert m["epochs_completed"] == 1  # terminate_on_nan stopped the first epoch
+    assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
+    assert proc.returncode == 0  # the run itself finished; its metrics say it failed
+
+
+def test_multirun_goes_to_outputs_multirun(tmp_path: Path) -> None:
+    proc = mnist(
+        "train", "-m", "model=ffnn", "model.hidden=[32]", "seed=0,1", "data.limit=1000",
+        "trainer.epochs=1", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted((tmp_path / "outputs" / "multirun").glob("*/*/*/metrics.json"))
+    assert [p.parent.name for p in runs] == ["0", "1"]
+    seeds = [read_metrics(p.parent)["seed"] for p in runs]
+    assert seeds == [0, 1]
+    assert read_metrics(runs[0].parent)["history"] != read_metrics(runs[1].parent)["history"]
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path: Path) -> None:
+    proc = mnist(
+        "train", "model=lenet5_bn", "runtime.logical_cpus=2", "data.limit=1000",
+        "trainer.epochs=1", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(tmp_path / "run")
+    assert m["device"]["count"] == 2 and m["device"]["strategy"] == "MirroredStrategy"
+    assert m["status"] == "completed" and m["test"]["accuracy"] > 0.3
+
+
+@pytest.mark.slow
+def test_default_run_reaches_99_percent(tmp_path: Path) -> None:
+    """`mnist train` with no overrides: the README's main job (about 2 minutes on 2 cores)."""
+    proc = mnist("train", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert read_metrics(tmp_path / "run")["test"]["accuracy"] >= 0.99
