@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mnistcli.data import existing_path
 from mnistcli.errors import UserError
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -106,11 +107,8 @@ def _check_schedule(cfg: DictConfig) -> None:
 
 def _check_data_path(cfg: DictConfig) -> None:
     path = _get(cfg, "data.path")
-    if path is not None and not Path(str(path)).expanduser().exists():
-        raise UserError(
-            f"data.path {path} does not exist; pass an npz in Keras's MNIST layout or a folder of "
-            "the four IDX files (or leave it unset for the shipped copy)"
-        )
+    if path is not None:
+        existing_path(str(path))
 
 
 def _check_runtime(cfg: DictConfig) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnistcli import __version__
@@ -62,6 +63,9 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def train_task(cfg: DictConfig) -> float | None:
     metrics = _run("train", cfg)
+    if metrics["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
+        print(f"mnist: training failed: {metrics.get('error')}", file=sys.stderr)
+        raise SystemExit(1)
     return metrics["val"]["accuracy"]
 
 

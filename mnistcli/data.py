@@ -67,12 +67,7 @@ def load(path: str | None = None) -> Mnist:
             )
         arrays = _read_npz(SHIPPED)
         return Mnist(**_checked(arrays, str(SHIPPED)), source="shipped", sha256=digest)
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(
-            f"data.path {path} does not exist; pass an npz in Keras's MNIST layout or a folder "
-            "of the four IDX files"
-        )
+    p = existing_path(path)
     if p.is_dir():
         files = [_idx_file(p, IDX_NAMES[k]) for k in KEYS]
         arrays = {k: _read_idx(f) for k, f in zip(KEYS, files, strict=True)}
@@ -80,6 +75,17 @@ def load(path: str | None = None) -> Mnist:
         files = [p]
         arrays = _read_npz(p)
     return Mnist(**_checked(arrays, path), source=str(p.resolve()), sha256=_sha256_files(files))
+
+
+def existing_path(path: str) -> Path:
+    """`data.path` as a Path; a UserError when nothing is there."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(
+            f"data.path {path} does not exist; pass an npz in Keras's MNIST layout or a folder "
+            "of the four IDX files (or leave it unset for the shipped copy)"
+        )
+    return p
 
 
 def make_split(data: Mnist, name: str, limit: int | None = None, **params: float | int) -> Split:

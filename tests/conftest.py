@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from mnistcli.data import IDX_NAMES
 
 MNIST = str(Path(sys.executable).with_name("mnist"))
 SHARED_NPZ = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"
@@ -20,6 +24,20 @@ def mnist(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedPr
     return subprocess.run(
         [MNIST, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def write_idx(folder: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> Path:
+    """Write the four arrays as MNIST's IDX files (gzipped or not) into a new `folder`."""
+    folder.mkdir()
+    for key, stem in IDX_NAMES.items():
+        a = arrays[key]
+        header = bytes([0, 0, 8, a.ndim]) + b"".join(d.to_bytes(4, "big") for d in a.shape)
+        raw = header + a.astype(np.uint8).tobytes()
+        if gz:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / stem).write_bytes(raw)
+    return folder
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -3,13 +3,13 @@ splits hold out what the notebooks held out."""
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnistcli.data import IDX_NAMES, SHIPPED, load, make_split
+from conftest import write_idx
+from mnistcli.data import SHIPPED, load, make_split
 from mnistcli.errors import UserError
 
 
@@ -29,18 +29,6 @@ def test_shipped_copy_is_real_mnist(mnist) -> None:
         5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949,
     ]  # fmt: skip
     assert round(float(mnist.x_train.mean()), 4) == 33.3184
-
-
-def write_idx(folder: Path, arrays: dict[str, np.ndarray], gz: bool) -> None:
-    folder.mkdir()
-    for key, stem in IDX_NAMES.items():
-        a = arrays[key]
-        header = bytes([0, 0, 8, a.ndim]) + b"".join(d.to_bytes(4, "big") for d in a.shape)
-        raw = header + a.astype(np.uint8).tobytes()
-        if gz:
-            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
-        else:
-            (folder / stem).write_bytes(raw)
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import math
 import re
 from pathlib import Path
@@ -11,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, mnist, read_metrics
-from mnistcli.data import IDX_NAMES, load
+from conftest import assert_user_error, mnist, read_metrics, write_idx
+from mnistcli.data import load
 
 
 def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
@@ -85,14 +84,9 @@ def test_used_run_dir_is_not_overwritten(quick_run: Path, tmp_path: Path) -> Non
 
 def test_idx_folder_split_test_and_summary_table(tmp_path: Path) -> None:
     real = load(None)
-    folder = tmp_path / "idx"
-    folder.mkdir()
     arrays = {"x_train": real.x_train[:1000], "y_train": real.y_train[:1000],
               "x_test": real.x_test[:500], "y_test": real.y_test[:500]}  # fmt: skip
-    for key, stem in IDX_NAMES.items():
-        a = arrays[key]
-        header = bytes([0, 0, 8, a.ndim]) + b"".join(d.to_bytes(4, "big") for d in a.shape)
-        (folder / f"{stem}.gz").write_bytes(gzip.compress(header + a.tobytes()))
+    folder = write_idx(tmp_path / "idx", arrays)
     proc = mnist(
         "train", "model=ffnn", "model.hidden=[64]", "split=test", "trainer.epochs=2",
         f"data.path={folder}", "hydra.run.dir=run", cwd=tmp_path,
@@ -117,7 +111,7 @@ def test_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
     assert m["status"] == "failed" and "NaN" in m["error"]
     assert m["epochs_completed"] == 1  # terminate_on_nan stopped the first epoch
     assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
-    assert proc.returncode == 0  # the run itself finished; its metrics say it failed
+    assert proc.returncode == 1 and "training failed" in proc.stderr
 
 
 def test_multirun_goes_to_outputs_multirun(tmp_path: Path) -> None:
@@ -135,13 +129,13 @@ def test_multirun_goes_to_outputs_multirun(tmp_path: Path) -> None:
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path: Path) -> None:
     proc = mnist(
-        "train", "model=lenet5_bn", "runtime.logical_cpus=2", "data.limit=1000",
+        "train", "model=lenet5", "runtime.logical_cpus=2", "data.limit=1000",
         "trainer.epochs=1", "hydra.run.dir=run", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     m = read_metrics(tmp_path / "run")
     assert m["device"]["count"] == 2 and m["device"]["strategy"] == "MirroredStrategy"
-    assert m["status"] == "completed" and m["test"]["accuracy"] > 0.3
+    assert m["status"] == "completed" and m["test"]["accuracy"] > 0.5
 
 
 @pytest.mark.slow
