@@ -15,7 +15,6 @@ import pytest
 from mnistcli.data import IDX_NAMES
 
 MNIST = str(Path(sys.executable).with_name("mnist"))
-SHARED_NPZ = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"
 
 
 def mnist(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
