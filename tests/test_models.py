@@ -6,6 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from conftest import mnist
 from mnistcli.models import build_model
 
 
@@ -75,3 +76,10 @@ def test_ffnn_activation_knob() -> None:
     dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
     assert [d.activation.__name__ for d in dense] == ["tanh", "tanh", "softmax"]
     assert not any(type(layer).__name__ == "Dropout" for layer in model.layers)
+
+
+def test_summary_command_prints_the_layer_table(tmp_path) -> None:
+    proc = mnist("summary", "model=lenet5_classic", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Total params: 44,426" in proc.stdout and "average_pooling2d" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # summary writes nothing
