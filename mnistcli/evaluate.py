@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from mnistcli.errors import UserError
 from mnistcli.models import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.runtime import select_strategy
 
-log = logging.getLogger(__name__)
 EPSILON = 1e-7  # Keras clips probabilities by this much in its cross-entropy
 
 

@@ -133,6 +133,11 @@ def cnn_v2(dropout: float = 0.25, l2: float = 0.0) -> keras.Model:
     )
 
 
+def count_trainable(model: keras.Model) -> int:
+    """Trainable parameters (model.count_params() counts BN's moving statistics too)."""
+    return sum(int(w.numpy().size) for w in model.trainable_weights)
+
+
 BUILDERS = {f.__name__: f for f in (ffnn, lenet5, lenet5_classic, lenet5_bn, cnn_v2)}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mnistcli import checks
-from mnistcli.models import build_model
+from mnistcli.models import build_model, count_trainable
 
 
 def summary(cfg: DictConfig) -> dict[str, Any]:
@@ -15,5 +15,8 @@ def summary(cfg: DictConfig) -> dict[str, Any]:
     checks.check_summary(cfg)
     model = build_model(**OmegaConf.to_container(cfg.model))
     model.summary()
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
-    return {"model": model.name, "params": model.count_params(), "trainable_params": trainable}
+    return {
+        "model": model.name,
+        "params": model.count_params(),
+        "trainable_params": count_trainable(model),
+    }

@@ -19,7 +19,7 @@ from mnistcli.artifacts import RunDir
 from mnistcli.callbacks import RunRecorder, from_config
 from mnistcli.data import load, make_split
 from mnistcli.evaluate import load_checkpoint, score
-from mnistcli.models import build_model
+from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
 from mnistcli.progress import RichProgress
 from mnistcli.runtime import seed_everything, select_strategy
@@ -72,7 +72,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "status": "running",
         "model": cfg.model.name,
         "params": model.count_params(),
-        "trainable_params": sum(int(w.numpy().size) for w in model.trainable_weights),
+        "trainable_params": count_trainable(model),
         "seed": cfg.seed,
         "epochs_completed": 0,
         "best_epoch": None,
