@@ -58,9 +58,14 @@ def _replace(tmp: Path, path: Path) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_beside(path)
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     _replace(tmp, path)
 
 
@@ -74,9 +79,7 @@ def save_model(model: Any, path: Path) -> None:
 
 def copy_file(src: Path, dst: Path) -> None:
     """Copy `src` to `dst` atomically."""
-    tmp = _tmp_beside(dst)
-    tmp.write_bytes(src.read_bytes())
-    _replace(tmp, dst)
+    write_bytes(dst, src.read_bytes())
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -110,3 +113,19 @@ def write_metrics(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     full = {"schema_version": SCHEMA_VERSION, **record, "versions": versions()}
     write_text(path, json.dumps(full, indent=2, allow_nan=True) + "\n")
     return full
+
+
+def record_failure(path: Path, task: str, cfg: Any, error: str) -> dict[str, Any]:
+    """Make metrics.json at `path` say the run failed with `error` (a run that failed before it
+    wrote one gets a minimal record, with its config). Returns what the file then holds."""
+    from omegaconf import OmegaConf
+
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {"task": task, "config": OmegaConf.to_container(cfg, resolve=True)}
+    if record.get("status") == "failed":
+        return record
+    record.pop("schema_version", None)
+    record.pop("versions", None)
+    return write_metrics(path, {**record, "status": "failed", "error": error})

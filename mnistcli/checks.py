@@ -12,6 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnistcli.data import existing_path
 from mnistcli.errors import UserError
+from mnistcli.runs import existing_folder
 
 DEVICES = ("auto", "cpu", "gpu")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
@@ -114,6 +115,7 @@ def _check_data_path(cfg: DictConfig) -> None:
 def _check_runtime(cfg: DictConfig) -> None:
     one_of(cfg, "device", DEVICES)
     whole(cfg, "runtime.logical_cpus", 1, "2")
+    whole(cfg, "runtime.threads", 1, "2", optional=True)
 
 
 def check_train(cfg: DictConfig) -> None:
@@ -164,4 +166,31 @@ def check_summary(cfg: DictConfig) -> None:
     _check_model(cfg)
 
 
-CHECKS = {"train": check_train, "eval": check_eval, "summary": check_summary}
+def check_report(cfg: DictConfig) -> None:
+    """Check a composed `report` config: the folder exists, reference lines are numbers."""
+    if OmegaConf.is_missing(cfg, "path") or _get(cfg, "path") is None:
+        raise UserError("report needs a folder: mnist report outputs/multirun/DATE/TIME")
+    existing_folder(str(cfg.path))
+    ref = _get(cfg, "report.reference")
+    values = (
+        ref.values()
+        if isinstance(ref, DictConfig)
+        else ref
+        if isinstance(ref, ListConfig)
+        else [ref]
+    )
+    if ref is not None and not all(_is_number(v) for v in values):
+        raise _bad(
+            "report.reference", "a number, a list of numbers or {label: number}", ref, "0.9847"
+        )
+    replicates = _get(cfg, "report.replicates")
+    if not isinstance(replicates, ListConfig) or not all(isinstance(k, str) for k in replicates):
+        raise _bad("report.replicates", "a list of config keys", replicates, "[seed]")
+
+
+CHECKS = {
+    "train": check_train,
+    "eval": check_eval,
+    "summary": check_summary,
+    "report": check_report,
+}

@@ -5,6 +5,7 @@ imports what it needs once it runs."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -16,11 +17,13 @@ from omegaconf import DictConfig
 from mnistcli import __version__
 from mnistcli.errors import UserError, fail
 
+log = logging.getLogger(__name__)
 CONFIG_PATH = "pkg://mnistcli.conf"
 SUBCOMMANDS = {
     "train": "train a model: mnist train model=lenet5 optimizer=sgd trainer.epochs=10",
     "eval": "evaluate a checkpoint on the test set: mnist eval ckpt=RUN_DIR/checkpoints/best.keras",
     "summary": "print a model's layers and parameter counts: mnist summary model=lenet5",
+    "report": "summarise a sweep or folder of runs (table, report.csv/json/png): mnist report PATH",
 }
 USAGE = """usage: mnist SUBCOMMAND [key=value ...] [hydra flags]
 
@@ -35,12 +38,20 @@ hydra.run.dir=PATH. Runs are written to outputs/DATE/TIME/.
 """
 
 
+def _in_sweep() -> bool:
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
-    """Run one task in Hydra's output dir; user mistakes end in one line and exit code 2."""
-    from mnistcli.runtime import quiet_tensorflow
+    """Run one task in Hydra's output dir. A user's mistake ends in one line and exit code 2; in a
+    sweep, a job that fails for any reason is recorded as failed and the sweep goes on."""
+    from mnistcli.runtime import cpu_share, quiet_tensorflow
 
     quiet_tensorflow()
-    run_dir = HydraConfig.get().runtime.output_dir
+    hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
+    if "runtime" in cfg and cfg.runtime.get("threads") is None:
+        cfg.runtime.threads = cpu_share(hydra_cfg.get("launcher"))
     try:
         if task == "train":
             from mnistcli.train import train
@@ -50,20 +61,36 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
             from mnistcli.evaluate import evaluate
 
             return evaluate(cfg, run_dir)
+        if task == "report":
+            from mnistcli.report import report
+
+            return report(cfg.path, cfg.report)
         from mnistcli.summary import summary
 
         return summary(cfg)
-    except UserError as e:
-        fail(str(e))
     except KeyboardInterrupt:
         print("mnist: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except Exception as e:
+        if not _in_sweep():
+            if isinstance(e, UserError):
+                fail(str(e))
+            raise
+        from mnistcli.artifacts import RunDir, record_failure
+
+        error = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+        log.error("job failed: %s", error, exc_info=not isinstance(e, UserError))
+        return record_failure(RunDir(run_dir).metrics_json, task, cfg, error)
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def train_task(cfg: DictConfig) -> float | None:
+    """Train; return the validation accuracy (the objective a sweeper such as Optuna maximises),
+    or None for a failed job, which a sweeper records as a failed trial."""
     metrics = _run("train", cfg)
-    if metrics["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
+    if metrics["status"] == "failed":
+        if _in_sweep():
+            return None
         print(f"mnist: training failed: {metrics.get('error')}", file=sys.stderr)
         raise SystemExit(1)
     return metrics["val"]["accuracy"]
@@ -71,7 +98,7 @@ def train_task(cfg: DictConfig) -> float | None:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="eval", version_base="1.3")
 def eval_task(cfg: DictConfig) -> float | None:
-    return _run("eval", cfg)["test"]["accuracy"]
+    return (_run("eval", cfg).get("test") or {}).get("accuracy")
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="summary", version_base="1.3")
@@ -79,7 +106,25 @@ def summary_task(cfg: DictConfig) -> None:
     _run("summary", cfg)
 
 
-TASKS = {"train": train_task, "eval": eval_task, "summary": summary_task}
+@hydra.main(config_path=CONFIG_PATH, config_name="report", version_base="1.3")
+def report_task(cfg: DictConfig) -> None:
+    _run("report", cfg)
+
+
+TASKS = {"train": train_task, "eval": eval_task, "summary": summary_task, "report": report_task}
+
+
+def _path_argument(args: list[str]) -> list[str]:
+    """`mnist report PATH ...`: the first bare argument is the path; pass it as `path='PATH'`."""
+    takes_value = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-name", "-cn",
+                   "--config-path", "-cp", "--config-dir", "-cd"}  # fmt: skip
+    for i, arg in enumerate(args):
+        if i and args[i - 1] in takes_value:
+            continue
+        if not arg.startswith("-") and "=" not in arg:
+            quoted = arg.replace("\\", "\\\\").replace("'", "\\'")
+            return [*args[:i], f"path='{quoted}'", *args[i + 1 :]]
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     task, rest = args[0], args[1:]
     if task not in TASKS:
         fail(f"unknown subcommand '{task}'; choose one of {', '.join(TASKS)} (see mnist --help)")
+    if task == "report":
+        rest = _path_argument(rest)
     from mnistcli.overrides import preflight
 
     try:

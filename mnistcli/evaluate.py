@@ -58,7 +58,7 @@ def evaluate(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     checks.check_eval(cfg)
     run = RunDir(run_dir)
     data = load(cfg.data.path)
-    _, device = select_strategy(cfg.device, cfg.runtime.logical_cpus)
+    _, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
     started = time.perf_counter()
     model = load_checkpoint(cfg.ckpt)
     result = score(model, data.x_test, data.y_test, cfg.batch_size)

@@ -5,6 +5,7 @@ Imports Hydra and OmegaConf only; never TensorFlow."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -24,6 +25,7 @@ from mnistcli.checks import CHECKS
 from mnistcli.errors import UserError
 
 CONFIG_MODULE = "mnistcli.conf"
+EXCLUSIVE_FLAGS = ("run", "multirun", "cfg", "info", "shell_completion")
 HYDRA_ONLY_FLAGS = ("help", "hydra_help", "info", "shell_completion", "version")
 
 
@@ -65,10 +67,36 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
         raise UserError(f"{_first_line(e)}; see `mnist {task} --help`") from None
 
 
+def _config_sweep(hydra_cfg: DictConfig) -> dict[str, str]:
+    """The sweep a config itself declares (hydra.sweeper.params), as {key: value string}."""
+    params = OmegaConf.select(hydra_cfg, "sweeper.params")
+    return {str(k): str(v) for k, v in params.items()} if params else {}
+
+
+def _check_sweep_keys(cfg: DictConfig, keys: list[str]) -> None:
+    for key in keys:
+        plain = key.lstrip("+~")
+        if plain == key and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise UserError(
+                f"the sweep sets {key}, which this config does not have (e.g. a model without "
+                "that knob); pick options that have it, see `mnist train --cfg job ...`"
+            )
+
+
+_ABSENT = object()
+
+
 def preflight(task: str, args: list[str]) -> None:
-    """Compose and check the config for every job `args` would run; raise UserError on the first
-    mistake. Hydra's own informational flags (--help, --info, ...) are left to Hydra."""
+    """Compose and check the config for every job `args` would run, including a sweep that the
+    config itself declares (hydra.sweeper.params); raise UserError on the first mistake. Hydra's
+    own informational flags (--help, --info, ...) are left to Hydra."""
     parsed = get_args_parser().parse_args(args)
+    modes = [flag for flag in EXCLUSIVE_FLAGS if getattr(parsed, flag, None)]
+    if len(modes) > 1:
+        raise UserError(
+            f"--{modes[0]} and --{modes[1]} cannot be combined; give one of them "
+            "(e.g. drop -m to print the config with --cfg job)"
+        )
     if any(getattr(parsed, flag, None) for flag in HYDRA_ONLY_FLAGS):
         return
     config_name = parsed.config_name or task
@@ -82,8 +110,27 @@ def preflight(task: str, args: list[str]) -> None:
             with open_dict(cfg):
                 hydra_cfg = cfg.pop("hydra")
             CHECKS[task](cfg)
-            if not parsed.multirun and task != "summary":
-                _refuse_used_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
+            declared = _config_sweep(hydra_cfg)
+            if not parsed.multirun:
+                if declared and not parsed.cfg:
+                    print(
+                        f"mnist: note: this config declares a sweep over {', '.join(declared)}; "
+                        "without -m only one job runs",
+                        file=sys.stderr,
+                    )
+                if task in ("train", "eval"):
+                    _refuse_used_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
+                continue
+            typed = {o.split("=", 1)[0] for o in overrides}
+            extra = [f"{k}={v}" for k, v in declared.items() if k not in typed]
+            if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
+                _check_sweep_keys(cfg, list(declared))
+                continue
+            for combo in _combinations(extra, multirun=True) if extra else []:
+                job_cfg = _compose(task, config_name, [*overrides, *combo])
+                with open_dict(job_cfg):
+                    job_cfg.pop("hydra")
+                CHECKS[task](job_cfg)
 
 
 def _refuse_used_run_dir(run_dir: str | None) -> None:

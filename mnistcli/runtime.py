@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,11 @@ def quiet_tensorflow() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    # Every job of a sweep builds new tf.functions in one process; TensorFlow calls that
+    # "retracing" and warns, though each job's functions trace only once.
+    tf.get_logger().addFilter(
+        lambda record: "triggered tf.function retracing" not in str(record.msg)
+    )
 
 
 def cpu_name() -> str:
@@ -43,14 +50,53 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def select_strategy(device: str, logical_cpus: int = 1) -> tuple[Any, dict[str, Any]]:
-    """Pick the distribution strategy for `device` (auto | cpu | gpu) and describe the choice.
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask: what SLURM or taskset granted)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def cpu_share(launcher: Mapping[str, Any] | None) -> int | None:
+    """CPU threads one job may use under Hydra's `launcher`: its cpus_per_task (submitit) when
+    set, its share of the cores when joblib runs n_jobs at once, else None (all usable cores)."""
+    launcher = launcher or {}
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"])
+    if "joblib" in str(launcher.get("_target_", "")):
+        cpus, n_jobs = usable_cpus(), int(launcher.get("n_jobs") or 1)
+        at_once = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)  # joblib: -1 = all cores
+        return max(1, cpus // at_once)
+    return None
+
+
+def limit_threads(threads: int | None) -> int:
+    """Cap TensorFlow's CPU thread pools at `threads` (None: TensorFlow's default, one per usable
+    core). Must run before TensorFlow's first op; a process that already ran one (a reused joblib
+    worker) keeps its setting, which is the same for every job of a sweep. Returns the cap."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if threads and threading.get_intra_op_parallelism_threads() != threads:
+        with contextlib.suppress(RuntimeError):  # TensorFlow already started: keep its pools
+            threading.set_intra_op_parallelism_threads(threads)
+            threading.set_inter_op_parallelism_threads(threads)
+    return tf.config.threading.get_intra_op_parallelism_threads() or usable_cpus()
+
+
+def select_strategy(
+    device: str, logical_cpus: int = 1, threads: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Cap the CPU threads (see limit_threads), pick the distribution strategy for `device`
+    (auto | cpu | gpu) and describe the choice.
 
     auto: every visible GPU (memory growth on; MirroredStrategy when there are several), else the
     CPU. `logical_cpus` > 1 splits the CPU into that many logical devices and mirrors across them,
     which exercises the multi-device path on a machine without GPUs."""
     import tensorflow as tf
 
+    threads = limit_threads(threads)
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
         raise UserError("device=gpu but TensorFlow sees no GPU; use device=auto or device=cpu")
@@ -61,11 +107,16 @@ def select_strategy(device: str, logical_cpus: int = 1) -> tuple[Any, dict[str, 
         for gpu in gpus:
             tf.config.experimental.set_memory_growth(gpu, True)
         details = tf.config.experimental.get_device_details(gpus[0])
-        info = {"type": "gpu", "name": details.get("device_name", gpus[0].name), "count": len(gpus)}
+        info = {
+            "type": "gpu",
+            "name": details.get("device_name", gpus[0].name),
+            "count": len(gpus),
+            "threads": threads,
+        }
         if len(gpus) > 1:
             return tf.distribute.MirroredStrategy(), {**info, "strategy": "MirroredStrategy"}
         return tf.distribute.OneDeviceStrategy("/gpu:0"), {**info, "strategy": "OneDeviceStrategy"}
-    info = {"type": "cpu", "name": cpu_name(), "count": logical_cpus}
+    info = {"type": "cpu", "name": cpu_name(), "count": logical_cpus, "threads": threads}
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(

@@ -1,7 +1,8 @@
-"""Rich tables printed at the end of a train or eval run."""
+"""Rich tables printed at the end of a train or eval run, and by `mnist report`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,20 +18,26 @@ def _loss(value: float | None) -> str:
 
 
 def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
-    table = Table(title=f"mnist train: {m['model']} ({m['status']})", show_header=False)
+    table = Table(
+        title=f"mnist train: {m.get('model', '?')} ({m.get('status')})", show_header=False
+    )
     table.add_column(style="bold")
     table.add_column()
+    val, test, timing = m.get("val") or {}, m.get("test") or {}, m.get("timing") or {}
+    device = m.get("device") or {}
     rows = [
-        ("params", f"{m['params']:,}"),
-        ("device", f"{m['device']['type']} x{m['device']['count']} ({m['device']['name']})"),
-        ("epochs", f"{m['epochs_completed']} (best {m['best_epoch']})"),
-        ("untrained test accuracy", _pct(m["untrained_test_accuracy"])),
-        ("val accuracy / loss", f"{_pct(m['val']['accuracy'])} / {_loss(m['val']['loss'])}"),
-        ("test accuracy / loss", f"{_pct(m['test']['accuracy'])} / {_loss(m['test']['loss'])}"),
-        ("train time", f"{m['timing']['train_seconds']:.1f} s"),
-        ("throughput", f"{m['timing']['samples_per_second']:,.0f} images/s"),
+        ("params", f"{m['params']:,}" if "params" in m else "-"),
+        ("device", f"{device.get('type')} x{device.get('count')} ({device.get('name')})"),
+        ("epochs", f"{m.get('epochs_completed', 0)} (best {m.get('best_epoch')})"),
+        ("untrained test accuracy", _pct(m.get("untrained_test_accuracy"))),
+        ("val accuracy / loss", f"{_pct(val.get('accuracy'))} / {_loss(val.get('loss'))}"),
+        ("test accuracy / loss", f"{_pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),
+        ("train time", f"{timing.get('train_seconds', 0):.1f} s"),
+        ("throughput", f"{timing.get('samples_per_second', 0):,.0f} images/s"),
         ("run dir", run_dir),
     ]
+    if m.get("error"):
+        rows.insert(0, ("error", m["error"]))
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -48,3 +55,43 @@ def eval_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     table.add_row("all", _pct(m["test"]["accuracy"]), str(sum(counts)), style="bold")
     console.print(table)
     console.print(f"test loss {_loss(m['test']['loss'])}   run dir {run_dir}", highlight=False)
+
+
+def _mean_std(stat: dict[str, float | None], fmt: Any) -> str:
+    if stat["mean"] is None:
+        return "-"
+    return fmt(stat["mean"]) + ("" if stat["std"] is None else f" ± {fmt(stat['std'])}")
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def report_table(console: Console, r: dict[str, Any]) -> None:
+    """One row per group of runs: the parameters that vary, counts, accuracy mean ± std (n - 1);
+    report.csv/json also have the losses."""
+    replicates = (
+        f" over runs that differ only in {', '.join(r['replicates'])}" if r["replicates"] else ""
+    )
+    table = Table(
+        title=f"mnist report: {r['runs']} runs, {r['failed']} failed",
+        caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
+    )
+    for key in r["params"]:
+        table.add_column(key, justify="right", min_width=min(len(key), 9))
+    for column in ("runs", "failed", "val accuracy", "test accuracy"):
+        table.add_column(column, justify="right")
+    for g in r["groups"]:
+        table.add_row(
+            *(_value(v) for v in g["params"].values()),
+            str(g["runs"]),
+            str(g["failed"]),
+            _mean_std(g["val_accuracy"], _pct) + (" ★" if g["best"] else ""),
+            _mean_std(g["test_accuracy"], _pct),
+            style="bold" if g["best"] else None,
+        )
+    console.print(table)
+    written = [str(Path(r["path"]) / f"report.{ext}") for ext in ("csv", "json")]
+    console.print(
+        f"written: {', '.join(written + ([r['png']] if r['png'] else []))}", highlight=False
+    )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import keras
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -47,7 +48,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "split=test: the test set validates and so selects the model; its test accuracy is "
             "not an unbiased estimate (metrics.json records test_used_for_selection: true)"
         )
-    strategy, device = select_strategy(cfg.device, cfg.runtime.logical_cpus)
+    keras.backend.clear_session()  # a fresh graph: nothing carries over from a sweep's last job
+    strategy, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
     seed_everything(cfg.seed)
 
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs

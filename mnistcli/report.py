@@ -1,0 +1,157 @@
+"""`mnist report PATH`: the runs under PATH grouped by the config values that differ between them,
+mean ± std over the replicates (runs that differ only in the seed), the best group by validation
+accuracy marked; written as report.csv, report.json and, for one numeric parameter, report.png.
+A run dir alone: that run's summary and curves.png. Reads and writes only inside PATH."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mnistcli import artifacts, plots, tables
+from mnistcli.errors import UserError
+from mnistcli.runs import MISSING, Run, existing_folder, find_runs, hashable, varying_keys
+
+SCORES = (("val", "accuracy"), ("val", "loss"), ("test", "accuracy"), ("test", "loss"))
+
+
+def references(setting: Any) -> dict[str, float]:
+    """report.reference as {label: value}: a number, a list of numbers or a mapping."""
+    if setting is None:
+        return {}
+    if isinstance(setting, Mapping):
+        return {str(k): float(v) for k, v in setting.items()}
+    if isinstance(setting, Sequence) and not isinstance(setting, str):
+        return {f"reference {i + 1}": float(v) for i, v in enumerate(setting)}
+    return {"reference": float(setting)}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1); None where there are too few values."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def group_runs(runs: list[Run], replicates: Sequence[str]) -> tuple[list[str], list[dict]]:
+    """Group runs by the varying config keys other than `replicates`. Returns those keys and one
+    dict per group: params, runs, failed, {split}_{score}: {mean, std}, best."""
+    params = [k for k in varying_keys(runs) if k not in replicates]
+    grouped: dict[tuple, list[Run]] = {}
+    for run in runs:
+        key = tuple(hashable(run.config.get(k, MISSING)) for k in params)
+        grouped.setdefault(key, []).append(run)
+    groups = []
+    for members in grouped.values():
+        done = [r for r in members if r.completed]
+        group: dict[str, Any] = {
+            "params": {k: members[0].config.get(k, MISSING) for k in params},
+            "runs": len(members),
+            "failed": len(members) - len(done),
+        }
+        for split, name in SCORES:
+            values = [v for r in done if (v := r.score(split, name)) is not None]
+            mean, std = mean_std(values)
+            group[f"{split}_{name}"] = {"mean": mean, "std": std}
+        groups.append(group)
+    groups.sort(key=lambda g: [_sortable(v) for v in g["params"].values()])
+    scored = [g for g in groups if g["val_accuracy"]["mean"] is not None]
+    best = max(scored, key=lambda g: g["val_accuracy"]["mean"], default=None)
+    for g in groups:
+        g["best"] = g is best
+    return params, groups
+
+
+def _sortable(value: Any) -> tuple:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, value, "")
+    return (1, 0, str(value))
+
+
+def _csv_rows(groups: list[dict]) -> list[dict[str, Any]]:
+    rows = []
+    for g in groups:
+        row = {**g["params"], "runs": g["runs"], "failed": g["failed"]}
+        for split, name in SCORES:
+            row[f"{split}_{name}_mean"] = g[f"{split}_{name}"]["mean"]
+            row[f"{split}_{name}_std"] = g[f"{split}_{name}"]["std"]
+        rows.append({**row, "best": g["best"]})
+    return rows
+
+
+def _plot(root: Path, param: str, groups: list[dict], refs: dict[str, float]) -> Path | None:
+    """report.png when the one varying parameter is numeric; else None."""
+    xs = [g["params"][param] for g in groups]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
+        return None
+    series = {}
+    for split in ("val", "test"):
+        points = [(x, g[f"{split}_accuracy"]) for x, g in zip(xs, groups, strict=True)]
+        points = [(x, s) for x, s in points if s["mean"] is not None]
+        series[f"{split} accuracy"] = (
+            [x for x, _ in points],
+            [s["mean"] for _, s in points],
+            [s["std"] for _, s in points],
+        )
+    n = max(g["runs"] for g in groups)
+    title = f"accuracy against {param} (mean ± std over up to {n} runs per value)"
+    path = root / "report.png"
+    artifacts.write_bytes(path, plots.sweep(param, series, refs, title))
+    return path
+
+
+def report_runs(root: Path, settings: Mapping[str, Any], console: Console) -> dict[str, Any]:
+    """Group the runs under `root`, print the table, write report.csv/json (and png)."""
+    runs = find_runs(root)
+    if not runs:
+        raise UserError(
+            f"no training runs under {root}; give a run dir or a sweep folder "
+            "(one that holds N/metrics.json)"
+        )
+    replicates = list(settings.get("replicates") or [])
+    params, groups = group_runs(runs, replicates)
+    refs = references(settings.get("reference"))
+    png = _plot(root, params[0], groups, refs) if len(params) == 1 else None
+    result = {
+        "path": str(root),
+        "runs": len(runs),
+        "failed": sum(not r.completed for r in runs),
+        "params": params,
+        "replicates": replicates,
+        "groups": groups,
+        "png": str(png) if png else None,
+    }
+    artifacts.write_csv(root / "report.csv", _csv_rows(groups))
+    artifacts.write_text(root / "report.json", json.dumps(result, indent=2) + "\n")
+    tables.report_table(console, result)
+    return result
+
+
+def report_run(run_dir: Path, console: Console) -> dict[str, Any]:
+    """One run: its summary table and curves.png."""
+    (run,) = find_runs(run_dir) or [None]
+    if run is None or not run.metrics:
+        raise UserError(f"{run_dir} has no metrics.json of a train run; give a finished run dir")
+    tables.train_summary(console, run.metrics, str(run_dir))
+    history = run.metrics.get("history") or []
+    curves = None
+    if history:
+        curves = run_dir / "curves.png"
+        title = f"{run.metrics.get('model', '')} ({run_dir})"
+        artifacts.write_bytes(curves, plots.curves(history, run.metrics.get("best_epoch"), title))
+        console.print(f"curves: {curves}", highlight=False)
+    return {"path": str(run_dir), "status": run.status, "curves": curves and str(curves)}
+
+
+def report(path: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`mnist report PATH`: a run dir's summary, or the grouped report of the runs under PATH."""
+    root = existing_folder(path)
+    console = Console()
+    if (root / "metrics.json").is_file():
+        return report_run(root, console)
+    return report_runs(root, settings, console)

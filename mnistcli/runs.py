@@ -1,0 +1,122 @@
+"""The training runs under a folder: find each run dir without leaving the folder, read what it
+recorded, and tell which config values differ between runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnistcli.errors import UserError
+
+MISSING = "-"  # a key one run's config does not have
+
+
+@dataclass
+class Run:
+    """One train run: its dir, its metrics.json ({} if it wrote none) and its flat config."""
+
+    path: Path
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.metrics.get("status") or "no metrics"
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def score(self, split: str, name: str) -> float | None:
+        """metrics[split][name], e.g. score("val", "accuracy"); None when not recorded."""
+        return (self.metrics.get(split) or {}).get(name)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model": {"l2": 0.1}} -> {"model.l2": 0.1}; lists stay whole values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """True if `path`, with every link resolved, lies inside `root` (no escape through links)."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _read_json(root: Path, path: Path) -> dict[str, Any]:
+    if not path.is_file() or not _inside(root, path):
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_config(root: Path, run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(metrics.get("config"), dict):
+        return flatten(metrics["config"])
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file() or not _inside(root, path):
+        return {}
+    from omegaconf import OmegaConf
+
+    try:
+        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    except Exception:  # a damaged config.yaml: the run still counts, without its values
+        return {}
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "metrics.json").is_file() or (path / ".hydra" / "config.yaml").is_file()
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every train run dir under `root` (itself included), in path order. Walks without following
+    links, skips hidden folders (.hydra, .submitit) and never reads a file outside `root`."""
+    root = Path(root)
+    runs = []
+    for here, dirs, _ in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        run_dir = Path(here)
+        if not is_run_dir(run_dir):
+            continue
+        dirs.clear()  # a run's own subfolders (checkpoints) hold no runs
+        metrics = _read_json(root, run_dir / "metrics.json")
+        config = _read_config(root, run_dir, metrics)
+        if metrics.get("task", "train") == "train" and (metrics or "trainer.epochs" in config):
+            runs.append(Run(run_dir, metrics, config))
+    return sorted(runs, key=lambda r: _natural(r.path.relative_to(root)))
+
+
+def _natural(path: Path) -> tuple:
+    """Sort key: multirun job dirs 2 before 10."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """The config keys whose values are not the same in every run, in config order."""
+    keys: dict[str, None] = {}
+    for run in runs:
+        keys.update(dict.fromkeys(run.config))
+    return [k for k in keys if len({hashable(r.config.get(k, MISSING)) for r in runs}) > 1]
+
+
+def hashable(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def existing_folder(path: str) -> Path:
+    """A folder the user named, which must exist."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        what = "is a file" if p.exists() else "does not exist"
+        raise UserError(f"{path} {what}; give a run dir or a sweep folder, e.g. outputs/multirun")
+    return p

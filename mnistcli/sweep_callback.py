@@ -1,0 +1,72 @@
+"""The Hydra callback that closes a `mnist train -m` sweep: summary.csv and summary.json (one row
+per job), the grouped report (mnist report), and exit code 1 when any job failed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from mnistcli import artifacts
+from mnistcli.runs import Run, find_runs, varying_keys
+
+SWEEP_FAILED_EXIT = 1
+
+
+def summary_rows(root: Path, runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per job: its dir, the config values that vary, status, scores, epochs, seconds."""
+    keys = varying_keys(runs)
+    rows = []
+    for run in runs:
+        m = run.metrics
+        row = {"job": str(run.path.relative_to(root))}
+        row.update({k: run.config.get(k) for k in keys})
+        row.update(
+            status=run.status,
+            val_accuracy=run.score("val", "accuracy"),
+            val_loss=run.score("val", "loss"),
+            test_accuracy=run.score("test", "accuracy"),
+            test_loss=run.score("test", "loss"),
+            epochs=m.get("epochs_completed"),
+            seconds=(m.get("timing") or {}).get("train_seconds"),
+            error=m.get("error", ""),
+        )
+        rows.append(row)
+    return rows
+
+
+def write_summary(root: Path) -> list[dict[str, Any]]:
+    """Write summary.csv and summary.json into the sweep folder `root`; return the rows."""
+    rows = summary_rows(root, find_runs(root))
+    artifacts.write_csv(root / "summary.csv", rows)
+    artifacts.write_text(root / "summary.json", json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+class SweepReport(Callback):
+    """Hydra calls on_multirun_end in the launching process once every job has returned."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnistcli.report import report_runs
+
+        root = Path(config.hydra.sweep.dir)
+        rows = write_summary(root)
+        if not rows:
+            return
+        settings = OmegaConf.to_container(config.get("report") or {}, resolve=True)
+        report_runs(root, settings, Console())
+        failed = [row["job"] for row in rows if row["status"] != "completed"]
+        print(f"mnist: sweep summary: {root / 'summary.csv'}", flush=True)
+        if failed:
+            print(
+                f"mnist: {len(failed)} of {len(rows)} jobs failed ({', '.join(failed)}); their "
+                f"errors are in {root / 'summary.csv'} and each job's metrics.json",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(SWEEP_FAILED_EXIT)
