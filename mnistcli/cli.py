@@ -47,7 +47,8 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     sweep, a job that fails for any reason is recorded as failed and the sweep goes on."""
     from mnistcli.runtime import cpu_share, quiet_tensorflow
 
-    quiet_tensorflow()
+    if task != "report":  # the report reads JSON files: no TensorFlow
+        quiet_tensorflow()
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     if "runtime" in cfg and cfg.runtime.get("threads") is None:

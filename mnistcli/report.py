@@ -124,6 +124,7 @@ def report_runs(root: Path, settings: Mapping[str, Any], console: Console) -> di
         "params": params,
         "replicates": replicates,
         "groups": groups,
+        "references": refs,
         "png": str(png) if png else None,
     }
     artifacts.write_csv(root / "report.csv", _csv_rows(groups))

@@ -54,6 +54,16 @@ def assert_user_error(proc: subprocess.CompletedProcess, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+def assert_real_png(path: Path, min_width: int = 400, min_height: int = 300) -> None:
+    """`path` is a PNG that decodes, is at least this big and is not one flat colour."""
+    from matplotlib import image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    pixels = image.imread(path)
+    assert pixels.shape[0] >= min_height and pixels.shape[1] >= min_width, pixels.shape
+    assert pixels.std() > 0.01, "the image is one flat colour"
+
+
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real short training (lenet5, 2,000 examples, 1 epoch) in the default run dir layout."""

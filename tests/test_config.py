@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
@@ -83,10 +84,28 @@ def test_experiment_presets_reproduce_the_notebooks(
     assert composed(f"experiment={experiment}", "trainer.epochs=1").trainer.epochs == 1
 
 
+def test_l2_sweep_preset_holds_the_whole_study() -> None:
+    """15 jobs: np.linspace(1e-6, 1e-3, 5) x seeds 0-2 on the 500-300 MLP, Hinton's line."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_module("mnistcli.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=l2_sweep"], return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    assert len(jobs) == 15
+    l2s = sorted({float(job[0].split("=")[1]) for job in jobs})
+    assert l2s == pytest.approx(list(np.linspace(1e-6, 1e-3, 5)), rel=1e-12)
+    assert sorted({job[1] for job in jobs}) == ["seed=0", "seed=1", "seed=2"]
+    assert list(cfg.model.hidden) == [500, 300] and cfg.model.activation == "relu"
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.trainer.batch_size) == ("sgd", 0.1, 128)
+    assert cfg.trainer.epochs == 40 and cfg.report.reference == {"Hinton (2012)": 0.9847}
+
+
 def test_top_help_lists_subcommands(tmp_path: Path) -> None:
     proc = mnist("--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for sub in ("train", "eval", "summary"):
+    for sub in ("train", "eval", "summary", "report"):
         assert f"\n  {sub} " in proc.stdout
 
 
@@ -106,7 +125,14 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["train", "--help"], ["train", "model=nope"], ["eval", "ckpt=missing.keras"]],
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["train", "model=nope"],
+        ["eval", "ckpt=missing.keras"],
+        ["report", "missing"],
+        ["train", "-m", "experiment=l2_sweep", "optimizer.lr=0"],
+    ],
 )
 def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
     proc = subprocess.run(
