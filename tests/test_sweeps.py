@@ -15,6 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics
+from mnistcli.runs import find_runs
 from mnistcli.runtime import cpu_share, usable_cpus
 
 # Two jobs at once under joblib get half the cores each; the sequential sweep uses as many, so
@@ -239,3 +240,20 @@ def test_report_imports_no_tensorflow(sweep: Path, tmp_path: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "matplotlib" in imported  # the trace is real: it drew report.png
     assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+
+
+def test_reading_a_folder_never_leaves_it(tmp_path: Path) -> None:
+    """Runs reached through links (a linked run dir, a linked metrics.json) are not read."""
+    outside = tmp_path / "outside"
+    (outside / "run").mkdir(parents=True)
+    record = {"task": "train", "status": "completed", "config": {"seed": 0, "trainer": {}}}
+    (outside / "run" / "metrics.json").write_text(json.dumps(record))
+    folder = tmp_path / "sweep"
+    (folder / "0").mkdir(parents=True)
+    (folder / "0" / "metrics.json").write_text(json.dumps({**record, "config": {"seed": 1}}))
+    (folder / "1").symlink_to(outside / "run")
+    (folder / "2").mkdir()
+    (folder / "2" / "metrics.json").symlink_to(outside / "run" / "metrics.json")
+    runs = find_runs(folder)
+    assert [r.path.name for r in runs] == ["0"]  # 1 and 2 lead outside: not read
+    assert runs[0].config == {"seed": 1}
