@@ -37,6 +37,11 @@ class RunDir:
         return self.checkpoints / "last.keras"
 
     @property
+    def state_json(self) -> Path:
+        """Per finished epoch: its history row, the best epoch so far, the callbacks' state."""
+        return self.checkpoints / "state.json"
+
+    @property
     def history_csv(self) -> Path:
         return self.root / "history.csv"
 

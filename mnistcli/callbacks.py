@@ -1,8 +1,10 @@
 """Keras callbacks: the `callbacks` config group, and the recorder every run has (last and best
-checkpoints, history.csv), all written atomically at the end of each finished epoch."""
+checkpoints, history.csv, the state a resumed run needs), all written atomically at the end of
+each finished epoch."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -12,26 +14,63 @@ import numpy as np
 
 from mnistcli import artifacts
 from mnistcli.artifacts import RunDir
+from mnistcli.errors import UserError
 
 
 def current_lr(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-class RunRecorder(keras.callbacks.Callback):
-    """After each finished epoch: save checkpoints/last.keras, copy it to best.keras when the
-    monitored value improves (if `monitor` is set), and rewrite history.csv."""
+# What EarlyStopping and ReduceLROnPlateau remember between epochs (a resumed run restores it).
+CALLBACK_STATE = ("wait", "best", "best_epoch", "cooldown_counter")
 
-    def __init__(self, run: RunDir, monitor: str | None = "val_loss", mode: str = "min") -> None:
+
+def callback_state(callback: keras.callbacks.Callback) -> dict[str, float]:
+    return {k: float(getattr(callback, k)) for k in CALLBACK_STATE if hasattr(callback, k)}
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """After each finished epoch, in this order, each file atomically: checkpoints/state.json
+    (one entry per epoch: history row, best so far, callbacks' state), history.csv,
+    checkpoints/last.keras, and best.keras when the monitored value improved. A run killed
+    between two of these writes is put right by `restore` (last.keras's step count says which
+    epoch it holds). `entries` given: a resumed run, whose `stateful` callbacks get their state
+    back when training begins. Put it after them in fit's callback list."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        monitor: str | None = "val_loss",
+        mode: str = "min",
+        stateful: list[keras.callbacks.Callback] | None = None,
+        entries: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
         self.run = run
         self.monitor = monitor
         self.better = np.less if mode == "min" else np.greater
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self.history: list[dict[str, float]] = []
+        self.stateful = {type(c).__name__: c for c in stateful or []}
+        self.entries: list[dict[str, Any]] = list(entries or [])
         self._lr = math.nan
         self._started = 0.0
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return [e["row"] for e in self.entries]
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.entries[-1]["best_epoch"] if self.entries else None
+
+    @property
+    def best_value(self) -> float | None:
+        return self.entries[-1]["best_value"] if self.entries else None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.entries:  # resumed: after the callbacks' own on_train_begin reset them
+            for name, state in self.entries[-1]["callbacks"].items():
+                for key, value in state.items():
+                    setattr(self.stateful[name], key, value)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._lr = current_lr(self.model)
@@ -42,15 +81,48 @@ class RunRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         row.update({"lr": self._lr, "seconds": round(time.perf_counter() - self._started, 3)})
-        self.history.append(row)
-        artifacts.save_model(self.model, self.run.last)
+        best_epoch, best_value = self.best_epoch, self.best_value
+        improved = False
         if self.monitor is not None:
             value = row.get(self.monitor, math.nan)
-            improved = self.best_value is None or self.better(value, self.best_value)
-            if math.isfinite(value) and improved:
-                self.best_value, self.best_epoch = value, epoch + 1
-                artifacts.copy_file(self.run.last, self.run.best)
+            improved = math.isfinite(value) and (
+                best_value is None or bool(self.better(value, best_value))
+            )
+            if improved:
+                best_epoch, best_value = epoch + 1, value
+        self.entries.append(
+            {
+                "row": row,
+                "best_epoch": best_epoch,
+                "best_value": best_value,
+                "callbacks": {n: callback_state(c) for n, c in self.stateful.items()},
+            }
+        )
+        artifacts.write_text(self.run.state_json, json.dumps({"epochs": self.entries}) + "\n")
         artifacts.write_csv(self.run.history_csv, self.history)
+        artifacts.save_model(self.model, self.run.last)
+        if improved:
+            artifacts.copy_file(self.run.last, self.run.best)
+
+
+def restore(run: RunDir, model: keras.Model, steps_per_epoch: int) -> list[dict[str, Any]]:
+    """The state entries of the epochs that `model` (loaded from last.keras) has finished, with
+    history.csv and best.keras made to match them. A run dir whose state.json is missing or
+    behind its checkpoint cannot be resumed."""
+    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) // steps_per_epoch
+    try:
+        entries = json.loads(run.state_json.read_text())["epochs"][:done]
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = []
+    if len(entries) != done:
+        raise UserError(
+            f"{run.root} cannot be resumed: {run.state_json.name} does not describe the "
+            f"{done} epochs in {run.last.name}; start a new run"
+        )
+    artifacts.write_csv(run.history_csv, [e["row"] for e in entries])
+    if entries and entries[-1]["best_epoch"] == done:
+        artifacts.copy_file(run.last, run.best)  # the kill may have come before this copy
+    return entries
 
 
 def from_config(callbacks: dict[str, dict[str, Any]]) -> list[keras.callbacks.Callback]:

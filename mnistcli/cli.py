@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from mnistcli import __version__
 from mnistcli.errors import UserError, fail
+from mnistcli.signals import interruptible
 
 log = logging.getLogger(__name__)
 CONFIG_PATH = "pkg://mnistcli.conf"
@@ -42,6 +43,24 @@ def _in_sweep() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _dispatch(task: str, cfg: DictConfig, run_dir: str) -> dict[str, Any]:
+    if task == "train":
+        from mnistcli.train import train
+
+        return train(cfg, run_dir)
+    if task == "eval":
+        from mnistcli.evaluate import evaluate
+
+        return evaluate(cfg, run_dir)
+    if task == "report":
+        from mnistcli.report import report
+
+        return report(cfg.path, cfg.report)
+    from mnistcli.summary import summary
+
+    return summary(cfg)
+
+
 def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     """Run one task in Hydra's output dir. A user's mistake ends in one line and exit code 2; in a
     sweep, a job that fails for any reason is recorded as failed and the sweep goes on."""
@@ -54,24 +73,12 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     if "runtime" in cfg and cfg.runtime.get("threads") is None:
         cfg.runtime.threads = cpu_share(hydra_cfg.get("launcher"))
     try:
-        if task == "train":
-            from mnistcli.train import train
-
-            return train(cfg, run_dir)
-        if task == "eval":
-            from mnistcli.evaluate import evaluate
-
-            return evaluate(cfg, run_dir)
-        if task == "report":
-            from mnistcli.report import report
-
-            return report(cfg.path, cfg.report)
-        from mnistcli.summary import summary
-
-        return summary(cfg)
-    except KeyboardInterrupt:
-        print("mnist: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        with interruptible():
+            return _dispatch(task, cfg, run_dir)
+    except KeyboardInterrupt as e:
+        hint = f"; continue it with: mnist train resume={run_dir}" if task == "train" else ""
+        print(f"mnist: interrupted{hint}", file=sys.stderr)
+        raise SystemExit(getattr(e, "exit_code", 130)) from None
     except Exception as e:
         if not _in_sweep():
             if isinstance(e, UserError):
@@ -143,6 +150,16 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"unknown subcommand '{task}'; choose one of {', '.join(TASKS)} (see mnist --help)")
     if task == "report":
         rest = _path_argument(rest)
+    if task == "train":
+        from mnistcli.resume import AlreadyCompleted, resume_arguments
+
+        try:
+            rest = resume_arguments(rest)
+        except UserError as e:
+            fail(str(e))
+        except AlreadyCompleted as e:
+            print(f"mnist: {e} has already completed; nothing to resume")
+            return
     from mnistcli.overrides import preflight
 
     try:

@@ -35,11 +35,12 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 10
     }
 
 
-def load_checkpoint(path: str | Path) -> keras.Model:
-    """Load a .keras checkpoint in safe mode (no arbitrary code) and check its input shape."""
+def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> keras.Model:
+    """Load a .keras checkpoint in safe mode (no arbitrary code) and check its input shape;
+    `with_optimizer`: compiled, with the optimizer's saved state (to go on training)."""
     p = checks.check_checkpoint(str(path))
     try:
-        model = keras.models.load_model(p, compile=False, safe_mode=True)
+        model = keras.models.load_model(p, compile=with_optimizer, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(

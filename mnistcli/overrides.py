@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mnistcli.checks import CHECKS
 from mnistcli.errors import UserError
+from mnistcli.resume import check_same_config
 
 CONFIG_MODULE = "mnistcli.conf"
 EXCLUSIVE_FLAGS = ("run", "multirun", "cfg", "info", "shell_completion")
@@ -118,7 +119,9 @@ def preflight(task: str, args: list[str]) -> None:
                         "without -m only one job runs",
                         file=sys.stderr,
                     )
-                if task in ("train", "eval"):
+                if cfg.get("resume"):
+                    check_same_config(cfg, str(cfg.resume))
+                elif task in ("train", "eval"):
                     _refuse_used_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
                 continue
             typed = {o.split("=", 1)[0] for o in overrides}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -10,15 +12,28 @@ def _scale(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.expand_dims(tf.cast(images, tf.float32) / 255.0, -1), labels
 
 
-def training(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Shuffled (with the run's seed, anew each epoch), batched, scaled, prefetched."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return (
-        ds.batch(batch_size)
-        .map(_scale, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+def steps_per_epoch(examples: int, batch_size: int) -> int:
+    return math.ceil(examples / batch_size)
+
+
+def training(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int, initial_epoch: int = 0
+) -> tf.data.Dataset:
+    """The batches of epochs initial_epoch+1 .. epochs, one dataset for all of them (fit with
+    steps_per_epoch). Epoch e's order is a stateless shuffle keyed by (seed, e), so a resumed run
+    sees exactly the batches the uninterrupted run would have seen."""
+    images, labels = tf.constant(x), tf.constant(y)
+    n, seed = len(x), tf.constant(seed, tf.int64)
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return _scale(tf.gather(images, index), tf.gather(labels, index))
+
+    ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def inference(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:

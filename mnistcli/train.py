@@ -5,6 +5,7 @@ checkpoint on the test set → metrics.json."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -12,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from mnistcli import artifacts, checks, pipeline, tables
 from mnistcli.artifacts import RunDir
-from mnistcli.callbacks import RunRecorder, from_config
+from mnistcli.callbacks import RunRecorder, from_config, restore
 from mnistcli.data import load, make_split
 from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.models import build_model, count_trainable
@@ -35,6 +37,25 @@ def _best_row(history: list[dict[str, float]], best_epoch: int | None) -> dict[s
     return history[best_epoch - 1] if best_epoch else history[-1]
 
 
+def _compiled_model(cfg: DictConfig, total_steps: int) -> keras.Model:
+    model = build_model(**OmegaConf.to_container(cfg.model))
+    opt_cfg = OmegaConf.to_container(cfg.optimizer)
+    opt_cfg["lr"] = learning_rate(opt_cfg["lr"], OmegaConf.to_container(cfg.schedule), total_steps)
+    model.compile(
+        optimizer=build_optimizer(**opt_cfg),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _previous_metrics(run: RunDir) -> dict[str, Any]:
+    try:
+        return json.loads(run.metrics_json.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train the model `cfg` composes; write checkpoints, history.csv and metrics.json into
     `run_dir`; return the metrics."""
@@ -50,25 +71,32 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         )
     keras.backend.clear_session()  # a fresh graph: nothing carries over from a sweep's last job
     strategy, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
+    if cfg.trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
     seed_everything(cfg.seed)
 
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
-    steps = math.ceil(len(split.x_train) / batch_size)
-    opt_cfg = OmegaConf.to_container(cfg.optimizer)
-    schedule = OmegaConf.to_container(cfg.schedule)
+    steps = pipeline.steps_per_epoch(len(split.x_train), batch_size)
+    resuming = bool(cfg.get("resume")) and run.last.exists()
     with strategy.scope():
-        model = build_model(**OmegaConf.to_container(cfg.model))
-        opt_cfg["lr"] = learning_rate(opt_cfg["lr"], schedule, epochs * steps)
-        model.compile(
-            optimizer=build_optimizer(**opt_cfg),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+        model = (
+            load_checkpoint(run.last, with_optimizer=True)
+            if resuming
+            else _compiled_model(cfg, epochs * steps)
         )
-    untrained = score(model, split.x_test, split.y_test, EVAL_BATCH)["accuracy"]
+    entries = restore(run, model, steps) if resuming else []
+    before = _previous_metrics(run) if resuming else {}
+    if "untrained_test_accuracy" in before:
+        untrained = before["untrained_test_accuracy"]
+    else:
+        untrained = score(model, split.x_test, split.y_test, EVAL_BATCH)["accuracy"]
 
     callbacks_cfg = OmegaConf.to_container(cfg.get("callbacks") or {})
     best_by = callbacks_cfg.get("checkpoint") or {}
-    recorder = RunRecorder(run, best_by.get("monitor"), best_by.get("mode", "min"))
+    stateful = from_config(callbacks_cfg)
+    recorder = RunRecorder(
+        run, best_by.get("monitor"), best_by.get("mode", "min"), stateful, entries
+    )
     record: dict[str, Any] = {
         "task": "train",
         "status": "running",
@@ -88,11 +116,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "data": {"source": data.source, "sha256": data.sha256, **split.sizes()},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if resuming:
+        record["resumed_from_epoch"] = [*before.get("resumed_from_epoch", []), len(entries)]
+    earlier_seconds = (before.get("timing") or {}).get("train_seconds", 0.0)
 
     def finish(status: str, seconds: float, **extra: Any) -> dict[str, Any]:
+        seconds += earlier_seconds
         done = len(recorder.history)
         best = _best_row(recorder.history, recorder.best_epoch)
         record.update(status=status, epochs_completed=done, best_epoch=recorder.best_epoch, **extra)
+        record["history"] = recorder.history
         record["val"] = {"accuracy": best.get("val_accuracy"), "loss": best.get("val_loss")}
         record["timing"] = {
             "train_seconds": round(seconds, 3),
@@ -100,12 +133,23 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         }
         return artifacts.write_metrics(run.metrics_json, record)
 
-    train_ds = pipeline.training(split.x_train, split.y_train, batch_size, cfg.seed)
+    initial_epoch = len(entries)
+    train_ds = pipeline.training(
+        split.x_train, split.y_train, batch_size, cfg.seed, epochs, initial_epoch
+    )
     val_ds = pipeline.inference(split.x_val, split.y_val, EVAL_BATCH)
-    callbacks = [recorder, *from_config(callbacks_cfg), RichProgress(console)]
+    callbacks = [*stateful, recorder, RichProgress(console)]
     started = time.perf_counter()
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=callbacks)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            verbose=0,
+            callbacks=callbacks,
+        )
     except KeyboardInterrupt:
         finish("interrupted", time.perf_counter() - started)
         raise

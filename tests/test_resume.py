@@ -1,0 +1,120 @@
+"""Interrupted and killed runs: what they leave, and `mnist train resume=RUN_DIR` continuing
+them to exactly the uninterrupted run's result (with trainer.deterministic=true)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MNIST, assert_user_error, mnist, read_metrics
+
+RUN = ["model=lenet5", "data.limit=3000", "trainer.epochs=4", "trainer.deterministic=true"]
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.models.load_model(path, compile=False).get_weights()
+
+
+def start(cwd: Path, run_dir: str) -> subprocess.Popen:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.Popen(
+        [MNIST, "train", *RUN, f"hydra.run.dir={run_dir}"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def after_first_epoch(proc: subprocess.Popen, run_dir: Path, extra: float) -> None:
+    """Wait until the first epoch is on disk, then `extra` seconds more (into the second)."""
+    deadline = time.monotonic() + 300
+    while not (run_dir / "history.csv").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(extra)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("whole")
+    proc = mnist("train", *RUN, "hydra.run.dir=run", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return cwd / "run"
+
+
+def assert_same_run(resumed: Path, whole: Path) -> None:
+    r, w = read_metrics(resumed), read_metrics(whole)
+    assert r["status"] == "completed" and r["epochs_completed"] == w["epochs_completed"] == 4
+    assert without_seconds(r["history"]) == without_seconds(w["history"])
+    assert r["best_epoch"] == w["best_epoch"] and r["test"] == w["test"]
+    lines = (resumed / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch", "1", "2", "3", "4"]
+    for name in ("last.keras", "best.keras"):
+        for a, b in zip(
+            weights(resumed / "checkpoints" / name),
+            weights(whole / "checkpoints" / name),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_sigkill_mid_epoch_then_resume(uninterrupted: Path, tmp_path: Path) -> None:
+    proc = start(tmp_path, "run")
+    after_first_epoch(proc, tmp_path / "run", extra=0.3)
+    proc.kill()
+    proc.wait()
+    run = tmp_path / "run"
+    assert not (run / "metrics.json").exists()  # killed before the end: no chance to write it
+    for path in (run / "history.csv", run / "checkpoints" / "state.json"):
+        assert path.read_text().endswith("\n")
+    weights(run / "checkpoints" / "last.keras")  # loads: complete
+    resumed = mnist("train", "resume=run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_metrics(run)["resumed_from_epoch"][0] >= 1
+    assert_same_run(run, uninterrupted)
+
+
+def test_sigterm_stops_records_interrupted_then_resume(uninterrupted: Path, tmp_path: Path) -> None:
+    proc = start(tmp_path, "run")
+    after_first_epoch(proc, tmp_path / "run", extra=0.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "resume=" in stderr and "Traceback" not in stderr
+    m = read_metrics(tmp_path / "run")
+    assert m["status"] == "interrupted" and 1 <= m["epochs_completed"] < 4
+    assert len(m["history"]) == m["epochs_completed"]
+    resumed = mnist("train", "resume=run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "run", uninterrupted)
+
+
+def test_resuming_a_completed_run_does_nothing(uninterrupted: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*") if p.is_file()}
+    proc = mnist("train", f"resume={uninterrupted}", cwd=uninterrupted.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "already completed" in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*") if p.is_file()} == before
+
+
+def test_resume_refuses_changes_and_non_runs(uninterrupted: Path, tmp_path: Path) -> None:
+    cwd = uninterrupted.parent
+    assert_user_error(mnist("train", "resume=run", "model=ffnn", cwd=cwd), "drop model=ffnn")
+    assert_user_error(mnist("train", "resume=run", "trainer.epochs=9", cwd=cwd), "trainer.epochs")
+    assert_user_error(mnist("train", "-m", "resume=run", cwd=cwd), "drop -m")
+    assert_user_error(mnist("train", "resume=nowhere", cwd=tmp_path), "not the run dir")
