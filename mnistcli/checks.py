@@ -3,6 +3,7 @@ key, what it must be, and an example of a good value."""
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -166,11 +167,23 @@ def check_summary(cfg: DictConfig) -> None:
     _check_model(cfg)
 
 
+def check_writable(folder: str, key: str) -> None:
+    """`folder` can be created (or is there) and written to: its nearest existing ancestor is a
+    folder this process may write into."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"cannot create {folder}: {existing} is a file; set {key} elsewhere")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {existing} (permission denied); set {key} elsewhere")
+
+
 def check_report(cfg: DictConfig) -> None:
     """Check a composed `report` config: the folder exists, reference lines are numbers."""
     if OmegaConf.is_missing(cfg, "path") or _get(cfg, "path") is None:
         raise UserError("report needs a folder: mnist report outputs/multirun/DATE/TIME")
     existing_folder(str(cfg.path))
+    check_writable(str(cfg.path), "the report's folder (it writes report.csv/json/png there)")
     ref = _get(cfg, "report.reference")
     values = (
         ref.values()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> keras.Mod
     try:
         model = keras.models.load_model(p, compile=with_optimizer, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive
+        if "safe_mode" in str(e):
+            layer = re.search(r"`(\w+)` layer", str(e))
+            raise UserError(
+                f"checkpoint {path} carries Python code ({layer.group(1) if layer else 'a custom'} "
+                "layer), which mnist never runs: checkpoints load in Keras's safe mode; pass a "
+                ".keras file that `mnist train` wrote"
+            ) from None
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
             f"cannot load checkpoint {path} ({reason}); pass a .keras file that `mnist train` wrote"

@@ -21,7 +21,7 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mnistcli.checks import CHECKS
+from mnistcli.checks import CHECKS, check_writable
 from mnistcli.errors import UserError
 from mnistcli.resume import check_same_config
 
@@ -111,29 +111,44 @@ def preflight(task: str, args: list[str]) -> None:
             with open_dict(cfg):
                 hydra_cfg = cfg.pop("hydra")
             CHECKS[task](cfg)
-            declared = _config_sweep(hydra_cfg)
-            if not parsed.multirun:
-                if declared and not parsed.cfg:
-                    print(
-                        f"mnist: note: this config declares a sweep over {', '.join(declared)}; "
-                        "without -m only one job runs",
-                        file=sys.stderr,
-                    )
-                if cfg.get("resume"):
-                    check_same_config(cfg, str(cfg.resume))
-                elif task in ("train", "eval"):
-                    _refuse_used_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
-                continue
-            typed = {o.split("=", 1)[0] for o in overrides}
-            extra = [f"{k}={v}" for k, v in declared.items() if k not in typed]
-            if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
-                _check_sweep_keys(cfg, list(declared))
-                continue
-            for combo in _combinations(extra, multirun=True) if extra else []:
-                job_cfg = _compose(task, config_name, [*overrides, *combo])
-                with open_dict(job_cfg):
-                    job_cfg.pop("hydra")
-                CHECKS[task](job_cfg)
+            if parsed.multirun:
+                _check_sweep_job(task, config_name, overrides, cfg, hydra_cfg)
+            else:
+                _check_single_run(task, cfg, hydra_cfg, printing_config=bool(parsed.cfg))
+
+
+def _check_single_run(
+    task: str, cfg: DictConfig, hydra_cfg: DictConfig, printing_config: bool
+) -> None:
+    declared = _config_sweep(hydra_cfg)
+    if declared and not printing_config:
+        print(
+            f"mnist: note: this config declares a sweep over {', '.join(declared)}; "
+            "without -m only one job runs",
+            file=sys.stderr,
+        )
+    if cfg.get("resume"):
+        check_same_config(cfg, str(cfg.resume))
+    elif task in ("train", "eval"):
+        _refuse_used_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
+
+
+def _check_sweep_job(
+    task: str, config_name: str, overrides: list[str], cfg: DictConfig, hydra_cfg: DictConfig
+) -> None:
+    """One job of the typed sweep, and the jobs a sweep the config declares adds to it."""
+    check_writable(str(OmegaConf.select(hydra_cfg, "sweep.dir")), "hydra.sweep.dir")
+    declared = _config_sweep(hydra_cfg)
+    if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
+        _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later
+        return
+    typed = {o.split("=", 1)[0] for o in overrides}
+    extra = [f"{k}={v}" for k, v in declared.items() if k not in typed]
+    for combo in _combinations(extra, multirun=True) if extra else []:
+        job_cfg = _compose(task, config_name, [*overrides, *combo])
+        with open_dict(job_cfg):
+            job_cfg.pop("hydra")
+        CHECKS[task](job_cfg)
 
 
 def _refuse_used_run_dir(run_dir: str | None) -> None:
@@ -142,3 +157,5 @@ def _refuse_used_run_dir(run_dir: str | None) -> None:
             f"the run dir {run_dir} already holds a run; pick another hydra.run.dir (or wait a "
             "second for a new timestamp)"
         )
+    if run_dir:
+        check_writable(run_dir, "hydra.run.dir")

@@ -175,6 +175,23 @@ def test_user_errors_are_one_line(args: list[str], words: list[str], tmp_path: P
     assert not (tmp_path / "outputs").exists()
 
 
+def test_unwritable_output_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    assert_user_error(mnist("train", "hydra.run.dir=afile/run", cwd=tmp_path), "is a file")
+    proc = mnist("train", "-m", "seed=0,1", "hydra.sweep.dir=afile/x", cwd=tmp_path)
+    assert_user_error(proc, "hydra.sweep.dir")
+
+
+def test_bad_data_file_is_one_line(tmp_path: Path) -> None:
+    """The npz is read (and refused) by the job: one line, exit 2, no run left behind."""
+    x = np.zeros((300, 28, 28), np.uint8)
+    np.savez(tmp_path / "bad.npz", x_train=x, y_train=np.full(300, 11, np.uint8),
+             x_test=x[:10], y_test=np.zeros(10, np.uint8))  # fmt: skip
+    proc = mnist("train", "data.path=bad.npz", "hydra.run.dir=run", cwd=tmp_path)
+    assert_user_error(proc, "bad.npz", "0-9")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
 def test_bad_checkpoints_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "folder.keras").mkdir()
     (tmp_path / "text.keras").write_text("not a zip")

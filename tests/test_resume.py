@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,12 +90,15 @@ def test_sigkill_mid_epoch_then_resume(uninterrupted: Path, tmp_path: Path) -> N
     assert_same_run(run, uninterrupted)
 
 
-def test_sigterm_stops_records_interrupted_then_resume(uninterrupted: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_records_interrupted_then_resume(
+    signum: int, code: int, uninterrupted: Path, tmp_path: Path
+) -> None:
     proc = start(tmp_path, "run")
     after_first_epoch(proc, tmp_path / "run", extra=0.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == code, stderr
     assert "resume=" in stderr and "Traceback" not in stderr
     m = read_metrics(tmp_path / "run")
     assert m["status"] == "interrupted" and 1 <= m["epochs_completed"] < 4
@@ -118,3 +122,37 @@ def test_resume_refuses_changes_and_non_runs(uninterrupted: Path, tmp_path: Path
     assert_user_error(mnist("train", "resume=run", "trainer.epochs=9", cwd=cwd), "trainer.epochs")
     assert_user_error(mnist("train", "-m", "resume=run", cwd=cwd), "drop -m")
     assert_user_error(mnist("train", "resume=nowhere", cwd=tmp_path), "not the run dir")
+
+
+def test_deterministic_runs_are_identical(uninterrupted: Path, tmp_path: Path) -> None:
+    proc = mnist("train", *RUN, "hydra.run.dir=again", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    again, first = read_metrics(tmp_path / "again"), read_metrics(uninterrupted)
+    assert without_seconds(again["history"]) == without_seconds(first["history"])
+    assert again["test"] == first["test"]
+    for a, b in zip(weights(tmp_path / "again" / "checkpoints" / "last.keras"),
+                    weights(uninterrupted / "checkpoints" / "last.keras"), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+
+
+SECOND_SIGNAL = """
+import os, signal, sys, time
+from mnistcli.signals import Interrupted, interruptible
+with interruptible():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except Interrupted as e:
+        print("first", e.exit_code, flush=True)
+        os.kill(os.getpid(), signal.SIGINT)  # while cleaning up: out at once
+        time.sleep(5)
+        print("cleanup finished", flush=True)
+"""
+
+
+def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", SECOND_SIGNAL], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=30)  # fmt: skip
+    assert proc.stdout == "first 143\n", proc.stderr
+    assert proc.returncode == 130 and time.monotonic() - started < 5

@@ -75,6 +75,25 @@ def test_eval_refuses_a_checkpoint_of_the_wrong_shape(tmp_path: Path) -> None:
     assert_user_error(mnist("eval", "ckpt=cut.keras", cwd=tmp_path), "cut.keras")
 
 
+def test_a_checkpoint_with_python_code_is_refused_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("PWNED", str(marker))  # where the layer's code writes, if it ever runs
+    code = keras.layers.Lambda(
+        lambda x: (open(__import__("os").environ["PWNED"], "w").close(), x)[1]
+    )
+    model = keras.Sequential([keras.Input((28, 28, 1)), code, keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    marker.unlink()  # building the model ran it once, here in the test
+    model.save(tmp_path / "lambda.keras")
+    proc = mnist("eval", "ckpt=lambda.keras", cwd=tmp_path)
+    assert_user_error(proc, "lambda.keras", "Lambda", "safe mode")
+    assert not marker.exists()
+
+
 def test_used_run_dir_is_not_overwritten(quick_run: Path, tmp_path: Path) -> None:
     before = (quick_run / "metrics.json").read_bytes()
     proc = mnist("train", f"hydra.run.dir={quick_run}", "data.limit=2000", cwd=tmp_path)
