@@ -20,7 +20,7 @@ from rich.console import Console
 from mnistcli import artifacts, checks, pipeline, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.callbacks import RunRecorder, from_config, restore
-from mnistcli.data import load, make_split
+from mnistcli.data import Mnist, Split, load, make_split
 from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
@@ -54,6 +54,31 @@ def _previous_metrics(run: RunDir) -> dict[str, Any]:
         return json.loads(run.metrics_json.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _start_record(
+    cfg: DictConfig, model: keras.Model, split: Split, data: Mnist, device: dict, untrained: float
+) -> dict[str, Any]:
+    """metrics.json's fields as they stand before the first epoch."""
+    return {
+        "task": "train",
+        "status": "running",
+        "model": cfg.model.name,
+        "params": model.count_params(),
+        "trainable_params": count_trainable(model),
+        "seed": cfg.seed,
+        "epochs_completed": 0,
+        "best_epoch": None,
+        "val": {"accuracy": None, "loss": None},
+        "test": {"accuracy": None, "loss": None},
+        "untrained_test_accuracy": untrained,
+        "test_used_for_selection": split.test_used_for_selection,
+        "history": [],
+        "timing": {"train_seconds": 0.0, "samples_per_second": 0.0},
+        "device": device,
+        "data": {"source": data.source, "sha256": data.sha256, **split.sizes()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
@@ -97,25 +122,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     recorder = RunRecorder(
         run, best_by.get("monitor"), best_by.get("mode", "min"), stateful, entries
     )
-    record: dict[str, Any] = {
-        "task": "train",
-        "status": "running",
-        "model": cfg.model.name,
-        "params": model.count_params(),
-        "trainable_params": count_trainable(model),
-        "seed": cfg.seed,
-        "epochs_completed": 0,
-        "best_epoch": None,
-        "val": {"accuracy": None, "loss": None},
-        "test": {"accuracy": None, "loss": None},
-        "untrained_test_accuracy": untrained,
-        "test_used_for_selection": split.test_used_for_selection,
-        "history": recorder.history,
-        "timing": {"train_seconds": 0.0, "samples_per_second": 0.0},
-        "device": device,
-        "data": {"source": data.source, "sha256": data.sha256, **split.sizes()},
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
+    record = _start_record(cfg, model, split, data, device, untrained)
     if resuming:
         record["resumed_from_epoch"] = [*before.get("resumed_from_epoch", []), len(entries)]
     earlier_seconds = (before.get("timing") or {}).get("train_seconds", 0.0)
