@@ -16,6 +16,7 @@ from mnistcli.errors import UserError
 from mnistcli.runs import existing_folder
 
 DEVICES = ("auto", "cpu", "gpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 
 
@@ -124,6 +125,12 @@ def check_train(cfg: DictConfig) -> None:
     whole(cfg, "seed", 0, "0")
     whole(cfg, "trainer.epochs", 1, "10")
     whole(cfg, "trainer.batch_size", 1, "64")
+    whole(cfg, "trainer.steps_per_execution", 1, "8")
+    one_of(cfg, "trainer.precision", PRECISIONS)
+    if _get(cfg, "trainer.jit_compile") not in (True, False, "auto"):
+        raise _bad(
+            "trainer.jit_compile", "auto, true or false", _get(cfg, "trainer.jit_compile"), "auto"
+        )
     whole(cfg, "data.limit", _get(cfg, "trainer.batch_size"), "2000", optional=True)
     _check_model(cfg)
     _check_optimizer(cfg)

@@ -17,6 +17,12 @@ INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
+def classifier() -> layers.Dense:
+    """The 10-way softmax every model ends in; float32 even under mixed precision, so the
+    probabilities and the loss keep full precision."""
+    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")
+
+
 def _l2(factor: float) -> keras.regularizers.Regularizer | None:
     return keras.regularizers.L2(factor) if factor else None
 
@@ -33,7 +39,7 @@ def ffnn(
         stack.append(layers.Dense(width, activation=activation, kernel_regularizer=_l2(l2)))
         if dropout:
             stack.append(layers.Dropout(dropout))
-    stack.append(layers.Dense(NUM_CLASSES, activation="softmax"))
+    stack.append(classifier())
     return keras.Sequential(stack, name="ffnn")
 
 
@@ -50,7 +56,7 @@ def lenet5(l2: float = 0.0) -> keras.Model:
             layers.Conv2D(120, 5, activation="tanh", kernel_regularizer=reg),
             layers.Flatten(),
             layers.Dense(84, activation="tanh", kernel_regularizer=reg),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            classifier(),
         ],
         name="lenet5",
     )
@@ -69,7 +75,7 @@ def lenet5_classic(l2: float = 0.0) -> keras.Model:
             layers.Flatten(),
             layers.Dense(120, activation="tanh", kernel_regularizer=reg),
             layers.Dense(84, activation="tanh", kernel_regularizer=reg),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            classifier(),
         ],
         name="lenet5_classic",
     )
@@ -96,7 +102,7 @@ def lenet5_bn(l2: float = 0.0) -> keras.Model:
             layers.BatchNormalization(),
             layers.Dense(84, activation="relu", kernel_regularizer=reg),
             layers.BatchNormalization(),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            classifier(),
         ],
         name="lenet5_bn",
     )
@@ -127,7 +133,7 @@ def cnn_v2(dropout: float = 0.25, l2: float = 0.0) -> keras.Model:
             layers.Dense(84, activation="relu", kernel_regularizer=reg),
             layers.BatchNormalization(),
             layers.Dropout(dropout),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            classifier(),
         ],
         name="cnn_v2",
     )

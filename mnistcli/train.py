@@ -25,7 +25,7 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
 from mnistcli.progress import RichProgress
-from mnistcli.runtime import seed_everything, select_strategy
+from mnistcli.runtime import seed_everything, select_strategy, set_precision
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -45,6 +45,8 @@ def _compiled_model(cfg: DictConfig, total_steps: int) -> keras.Model:
         optimizer=build_optimizer(**opt_cfg),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=cfg.trainer.jit_compile,
+        steps_per_execution=cfg.trainer.steps_per_execution,
     )
     return model
 
@@ -98,6 +100,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     strategy, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
     if cfg.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
+    device["precision"] = set_precision(cfg.trainer.precision, device)
     seed_everything(cfg.seed)
 
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs

@@ -163,3 +163,22 @@ def test_default_run_reaches_99_percent(tmp_path: Path) -> None:
     proc = mnist("train", "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert read_metrics(tmp_path / "run")["test"]["accuracy"] >= 0.99
+
+
+def test_speed_knobs_train_a_working_model(tmp_path: Path) -> None:
+    """bfloat16 compute, XLA off, 4 steps per call into TensorFlow: still a real training."""
+    proc = mnist(
+        "train", "model=lenet5", "trainer.precision=mixed_bfloat16", "trainer.jit_compile=false",
+        "trainer.steps_per_execution=4", "data.limit=2000", "trainer.epochs=1",
+        "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(tmp_path / "run")
+    assert m["device"]["precision"] == "mixed_bfloat16"
+    assert m["config"]["trainer"]["steps_per_execution"] == 4
+    assert m["test"]["accuracy"] > 0.6
+    import keras
+
+    model = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
+    assert model.layers[0].compute_dtype == "bfloat16"
+    assert model.layers[-1].compute_dtype == "float32"  # the softmax stays float32
