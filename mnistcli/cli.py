@@ -34,8 +34,13 @@ subcommands:
 {rows}
 
 `mnist SUBCOMMAND --help` shows its config groups, options and keys. Hydra's flags work with
-every subcommand: -m/--multirun (sweep comma-separated values), --cfg job, --info,
-hydra.run.dir=PATH. Runs are written to outputs/DATE/TIME/.
+train, eval and summary: -m/--multirun (sweep comma-separated values), --cfg job, --info,
+hydra.run.dir=PATH. Runs are written to outputs/DATE/TIME/ (sweeps: outputs/multirun/...).
+
+  mnist train resume=outputs/DATE/TIME    continue a killed or interrupted run (Ctrl-C, SIGTERM)
+  mnist train -m experiment=l2_sweep      a sweep; its folder gets summary.csv and report.png
+  mnist train -m hydra/launcher=joblib ...   jobs in parallel (submitit_slurm: on a cluster)
+  mnist train -m hparams_search=optuna    Optuna search over lr, l2 and dropout
 """
 
 

@@ -107,6 +107,7 @@ def test_top_help_lists_subcommands(tmp_path: Path) -> None:
     assert proc.returncode == 0
     for sub in ("train", "eval", "summary", "report"):
         assert f"\n  {sub} " in proc.stdout
+    assert "mnist train resume=" in proc.stdout
 
 
 def test_train_help_shows_groups_and_options(tmp_path: Path) -> None:

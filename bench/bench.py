@@ -1,0 +1,126 @@
+"""Speed and memory of `mnist train` / `mnist eval` against the notebooks' way, in one run on one
+machine (issue 4). Not a test: it prints a table; BENCHMARKS.md records one with its command.
+
+    python bench/bench.py                   # 3 models x (notebook, mnist) x 3 repeats, 2 epochs
+    python bench/bench.py --repeats 1 --epochs 1 --only lenet5
+
+Each measurement runs in its own process, one at a time; images/s is training images per second
+of model.fit (validation included, as both do it each epoch); peak memory is the process's
+maximum resident set size. Medians over the repeats; ratios are mnist / notebook in this run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+MNIST = str(Path(sys.executable).with_name("mnist"))
+CASES = {  # the notebooks' settings: model, optimizer (Keras defaults), batch size
+    "ffnn": ("rmsprop", 32),
+    "lenet5": ("sgd", 32),
+    "lenet5_bn": ("adam", 64),
+}
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Run `cmd`; return wall seconds, peak RSS in MiB and its stdout."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(HERE.parent)}
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{text[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, text
+
+
+def notebook(model: str, epochs: int, cwd: Path) -> dict:
+    optimizer, batch = CASES[model]
+    cmd = [sys.executable, str(HERE / "notebook.py"), model, optimizer, str(batch), str(epochs)]
+    seconds, rss, out = measure(cmd, cwd)
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"ips": result["images_per_second"], "acc": result["test_accuracy"], "rss": rss}
+
+
+def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) -> dict:
+    optimizer, batch = CASES[model]
+    run_dir = cwd / tag
+    cmd = [MNIST, "train", f"model={model}", f"optimizer={optimizer}", "schedule=constant",
+           f"trainer.batch_size={batch}", f"trainer.epochs={epochs}", "callbacks=[checkpoint]",
+           "split=validation_split", f"hydra.run.dir={run_dir}", *extra]  # fmt: skip
+    seconds, rss, _ = measure(cmd, cwd)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {"ips": m["timing"]["samples_per_second"], "acc": m["test"]["accuracy"], "rss": rss,
+            "wall": seconds, "ckpt": run_dir / "checkpoints" / "best.keras",
+            "startup": m["timing"].get("startup_seconds")}  # fmt: skip
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=list(CASES))
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides for mnist train")
+    args = parser.parse_args()
+    console = Console(width=max(120, Console().width))
+    cwd = Path(tempfile.mkdtemp(prefix="mnist-bench-"))
+
+    table = Table(title=f"training throughput, {args.epochs} epochs, median of {args.repeats}")
+    for col in ("model", "batch", "notebook img/s", "mnist img/s", "ratio", "notebook acc",
+                "mnist acc", "notebook MiB", "mnist MiB"):  # fmt: skip
+        table.add_column(col, justify="right")
+    lenet5_ckpt = None
+    for model in args.only:
+        nb, mn = [], []
+        for i in range(args.repeats):  # alternate, so drift in the machine hits both alike
+            nb.append(notebook(model, args.epochs, cwd))
+            mn.append(mnist_train(model, args.epochs, cwd, f"{model}-{i}", args.extra))
+            console.print(f"{model} #{i + 1}: notebook {nb[-1]['ips']:.0f} img/s, "
+                          f"mnist {mn[-1]['ips']:.0f} img/s", highlight=False)  # fmt: skip
+        if model == "lenet5":
+            lenet5_ckpt = mn[0]["ckpt"]
+        table.add_row(
+            model, str(CASES[model][1]),
+            f"{median(nb, 'ips'):,.0f}", f"{median(mn, 'ips'):,.0f}",
+            f"{median(mn, 'ips') / median(nb, 'ips'):.2f}x",
+            f"{median(nb, 'acc'):.2%}", f"{median(mn, 'acc'):.2%}",
+            f"{median(nb, 'rss'):,.0f}", f"{median(mn, 'rss'):,.0f}",
+        )  # fmt: skip
+    console.print(table)
+
+    other = Table(title="other timings (wall, from process start)")
+    other.add_column("what")
+    other.add_column("seconds", justify="right")
+    other.add_column("note")
+    helps = [measure([MNIST, "--help"], cwd)[0] for _ in range(5)]
+    other.add_row("mnist --help", f"{statistics.median(helps):.2f}", "median of 5")
+    if lenet5_ckpt:
+        evals = [measure([MNIST, "eval", f"ckpt={lenet5_ckpt}", f"hydra.run.dir={cwd}/eval{i}"],
+                         cwd)[0] for i in range(3)]  # fmt: skip
+        other.add_row("mnist eval (LeNet-5, 10,000 images)", f"{statistics.median(evals):.2f}",
+                      "median of 3")  # fmt: skip
+    console.print(other)
+    console.print(f"rerun: python bench/bench.py --epochs {args.epochs} --repeats {args.repeats}"
+                  f" --only {' '.join(args.only)}", highlight=False)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

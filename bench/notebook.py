@@ -1,0 +1,71 @@
+"""The notebooks' way, as a plain script: NumPy arrays scaled in Python, straight into model.fit
+with validation_split, Keras's own defaults for everything else. One run; prints a JSON line.
+
+python bench/notebook.py MODEL OPTIMIZER BATCH EPOCHS [--until 0.99]
+--until: evaluate on the test set after every epoch (as the notebooks print it) and stop at the
+first epoch whose test accuracy reaches it; report the seconds from process start to then."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+STARTED = time.time()  # as near process start as a script gets (the bench adds the interpreter's)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mnistcli.data import SHIPPED  # noqa: E402  (the same real MNIST, read as load_data would)
+from mnistcli.models import BUILDERS  # noqa: E402  (the same layers as the notebooks' cells)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("optimizer")
+    parser.add_argument("batch", type=int)
+    parser.add_argument("epochs", type=int)
+    parser.add_argument("--until", type=float)
+    args = parser.parse_args()
+
+    with np.load(SHIPPED) as f:  # keras.datasets.mnist.load_data() reads this same npz layout
+        x_train, y_train, x_test, y_test = (
+            f[k] for k in ("x_train", "y_train", "x_test", "y_test")
+        )
+    x_train = x_train.reshape(-1, 28, 28, 1).astype("float32") / 255
+    x_test = x_test.reshape(-1, 28, 28, 1).astype("float32") / 255
+
+    keras.utils.set_random_seed(0)
+    model = BUILDERS[args.model]()
+    model.compile(optimizer=args.optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+
+    reached: dict[str, float] = {}
+
+    class TestEachEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            _, acc = self.model.evaluate(x_test, y_test, verbose=0)
+            if acc >= args.until and not reached:
+                reached.update(epoch=epoch + 1, seconds=time.time() - STARTED, accuracy=acc)
+                self.model.stop_training = True
+
+    callbacks = [TestEachEpoch()] if args.until else []
+    fit_started = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=args.batch, epochs=args.epochs, validation_split=0.2,
+              verbose=0, callbacks=callbacks)  # fmt: skip
+    fit_seconds = time.perf_counter() - fit_started
+    _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    trained = int(len(x_train) * 0.8) * args.epochs
+    print(json.dumps({
+        "images_per_second": trained / fit_seconds if not args.until else None,
+        "test_accuracy": test_accuracy,
+        "reached": reached or None,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
