@@ -57,8 +57,9 @@ def test_defaults_and_overridable_callback_parameters() -> None:
 def test_optimizer_defaults_and_lr_for_all() -> None:
     sgd = composed("optimizer=sgd").optimizer
     assert (sgd.lr, sgd.momentum, sgd.nesterov) == (0.01, 0.0, False)
+    assert composed("optimizer=adam").optimizer.lr == 0.003  # the default run's
+    assert composed("optimizer=rmsprop").optimizer.lr == 0.001
     for name in ("adam", "rmsprop"):
-        assert composed(f"optimizer={name}").optimizer.lr == 0.001
         assert composed(f"optimizer={name}", "optimizer.lr=0.05").optimizer.lr == 0.05
 
 
@@ -80,6 +81,8 @@ def test_experiment_presets_reproduce_the_notebooks(
     assert cfg.model.name == model and cfg.optimizer.name == optimizer
     assert (cfg.trainer.batch_size, cfg.trainer.epochs, cfg.split.name) == (batch, epochs, split)
     assert cfg.schedule.name == "constant"
+    if optimizer in ("adam", "rmsprop"):
+        assert cfg.optimizer.lr == 0.001  # Keras's default, as the notebooks had it
     # a preset is a starting point: command-line overrides still win
     assert composed(f"experiment={experiment}", "trainer.epochs=1").trainer.epochs == 1
 
