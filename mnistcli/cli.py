@@ -135,8 +135,9 @@ def _path_argument(args: list[str]) -> list[str]:
         if i and args[i - 1] in takes_value:
             continue
         if not arg.startswith("-") and "=" not in arg:
-            quoted = arg.replace("\\", "\\\\").replace("'", "\\'")
-            return [*args[:i], f"path='{quoted}'", *args[i + 1 :]]
+            from mnistcli.overrides import quoted
+
+            return [*args[:i], f"path={quoted(arg)}", *args[i + 1 :]]
     return args
 
 

@@ -30,6 +30,11 @@ EXCLUSIVE_FLAGS = ("run", "multirun", "cfg", "info", "shell_completion")
 HYDRA_ONLY_FLAGS = ("help", "hydra_help", "info", "shell_completion", "version")
 
 
+def quoted(value: str) -> str:
+    """`value` as a quoted Hydra override value (a path with spaces, colons or quotes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _first_line(e: BaseException) -> str:
     lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
     return lines[0].rstrip(".") if lines else type(e).__name__

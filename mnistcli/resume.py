@@ -22,10 +22,6 @@ class AlreadyCompleted(Exception):
     """The run finished; resuming it does nothing."""
 
 
-def _quoted(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def resume_arguments(args: list[str]) -> list[str]:
     """`args` with resume=RUN_DIR replaced by everything that re-runs RUN_DIR: its recorded
     overrides, the allowed new ones, hydra.run.dir=RUN_DIR and resume=RUN_DIR. Raises UserError
@@ -59,8 +55,10 @@ def resume_arguments(args: list[str]) -> list[str]:
         raise AlreadyCompleted(str(run_dir))
     if status == "failed":
         raise UserError(f"{run_dir} failed (see its metrics.json); start a new run instead")
+    from mnistcli.overrides import quoted  # here: overrides imports this module
+
     original = [o for o in OmegaConf.load(recorded) if not str(o).startswith(DROPPED)]
-    path = _quoted(str(run_dir))
+    path = quoted(str(run_dir))
     return [*flags, *map(str, original), *changes, f"hydra.run.dir={path}", f"resume={path}"]
 
 
