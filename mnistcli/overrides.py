@@ -79,17 +79,20 @@ def _config_sweep(hydra_cfg: DictConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in params.items()} if params else {}
 
 
+_ABSENT = object()
+
+
 def _check_sweep_keys(cfg: DictConfig, keys: list[str]) -> None:
+    """Each key a sweeper will set (unless it adds or deletes it: +key, ~key) is in the config."""
     for key in keys:
-        plain = key.lstrip("+~")
-        if plain == key and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+        if (
+            not key.startswith(("+", "~"))
+            and OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT
+        ):
             raise UserError(
                 f"the sweep sets {key}, which this config does not have (e.g. a model without "
                 "that knob); pick options that have it, see `mnist train --cfg job ...`"
             )
-
-
-_ABSENT = object()
 
 
 def preflight(task: str, args: list[str]) -> None:
@@ -135,7 +138,7 @@ def _check_single_run(
     if cfg.get("resume"):
         check_same_config(cfg, str(cfg.resume))
     elif task in ("train", "eval"):
-        _refuse_used_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
+        _check_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
 
 
 def _check_sweep_job(
@@ -156,7 +159,8 @@ def _check_sweep_job(
         CHECKS[task](job_cfg)
 
 
-def _refuse_used_run_dir(run_dir: str | None) -> None:
+def _check_run_dir(run_dir: str | None) -> None:
+    """A single run's dir: not one that holds a run already, and writable."""
     if run_dir and (Path(run_dir) / "metrics.json").exists():
         raise UserError(
             f"the run dir {run_dir} already holds a run; pick another hydra.run.dir (or wait a "

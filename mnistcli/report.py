@@ -105,9 +105,12 @@ def _plot(root: Path, param: str, groups: list[dict], refs: dict[str, float]) ->
     return path
 
 
-def report_runs(root: Path, settings: Mapping[str, Any], console: Console) -> dict[str, Any]:
-    """Group the runs under `root`, print the table, write report.csv/json (and png)."""
-    runs = find_runs(root)
+def report_runs(
+    root: Path, settings: Mapping[str, Any], console: Console, runs: list[Run] | None = None
+) -> dict[str, Any]:
+    """Group the runs under `root` (found there unless given), print the table, write
+    report.csv/json (and png)."""
+    runs = find_runs(root) if runs is None else runs
     if not runs:
         raise UserError(
             f"no training runs under {root}; give a run dir or a sweep folder "

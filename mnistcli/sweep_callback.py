@@ -40,9 +40,9 @@ def summary_rows(root: Path, runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(root: Path) -> list[dict[str, Any]]:
+def write_summary(root: Path, runs: list[Run]) -> list[dict[str, Any]]:
     """Write summary.csv and summary.json into the sweep folder `root`; return the rows."""
-    rows = summary_rows(root, find_runs(root))
+    rows = summary_rows(root, runs)
     artifacts.write_csv(root / "summary.csv", rows)
     artifacts.write_text(root / "summary.json", json.dumps(rows, indent=2) + "\n")
     return rows
@@ -55,11 +55,12 @@ class SweepReport(Callback):
         from mnistcli.report import report_runs
 
         root = Path(config.hydra.sweep.dir)
-        rows = write_summary(root)
-        if not rows:
+        runs = find_runs(root)
+        if not runs:
             return
+        rows = write_summary(root, runs)
         settings = OmegaConf.to_container(config.get("report") or {}, resolve=True)
-        report_runs(root, settings, Console())
+        report_runs(root, settings, Console(), runs)
         failed = [row["job"] for row in rows if row["status"] != "completed"]
         print(f"mnist: sweep summary: {root / 'summary.csv'}", flush=True)
         if failed:
