@@ -25,7 +25,7 @@ EPSILON = 1e-7  # Keras clips probabilities by this much in its cross-entropy
 
 def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
     """Accuracy and mean cross-entropy of `model` on uint8 images `x`, labels `y`; also the
-    predicted labels."""
+    predicted labels and the probabilities."""
     probs = model.predict(pipeline.inference(x, y, batch_size), verbose=0)
     predicted = probs.argmax(axis=1)
     p_true = np.clip(probs[np.arange(len(y)), y], EPSILON, 1.0 - EPSILON)
@@ -33,6 +33,7 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 10
         "accuracy": float((predicted == y).mean()),
         "loss": float(-np.log(p_true).mean()),
         "predicted": predicted,
+        "probabilities": probs,
     }
 
 
@@ -90,5 +91,39 @@ def evaluate(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     record = artifacts.write_metrics(run.metrics_json, record)
-    tables.eval_summary(Console(), record, str(run.root))
+    pictures = _save_pictures(run.root, data.x_test, y, result["probabilities"], confusion, cfg)
+    console = Console()
+    tables.eval_summary(console, record, str(run.root))
+    tables.written(*pictures)
     return record
+
+
+def most_confident_mistakes(probs: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """Indices of at most `n` misclassified examples, the most confident prediction first
+    (ties in index order)."""
+    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    wrong = np.flatnonzero(predicted != y)
+    return wrong[np.argsort(-confidence[wrong], kind="stable")][:n]
+
+
+def _save_pictures(
+    root: Path, x: np.ndarray, y: np.ndarray, probs: np.ndarray, confusion: np.ndarray,
+    cfg: DictConfig,
+) -> list[Path]:  # fmt: skip
+    """confusion_matrix.png, and errors.png: the most confident mistakes first."""
+    from mnistcli import plots
+
+    name = "/".join(Path(cfg.ckpt).parts[-3:])
+    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    wrong = np.flatnonzero(predicted != y)
+    shown = most_confident_mistakes(probs, y, cfg.errors)
+    title = f"{len(wrong)} of {len(y)} test images misclassified ({name})"
+    if len(shown) < len(wrong):
+        title += f", the {len(shown)} most confident"
+    files = {
+        "confusion_matrix.png": plots.confusion_matrix(confusion, f"test set, {name}"),
+        "errors.png": plots.errors(x[shown], y[shown], predicted[shown], confidence[shown], title),
+    }
+    for file, png in files.items():
+        artifacts.write_bytes(root / file, png)
+    return [root / file for file in files]

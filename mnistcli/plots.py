@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no screen: render to files only
 
@@ -79,5 +80,92 @@ def curves(history: Sequence[Mapping[str, float]], best_epoch: int | None, title
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def _digit_axes(ax: Any, image: Any, title: str, fontsize: float = 9) -> None:
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _grid(count: int, columns: int, cell: float) -> tuple[Any, list[Any]]:
+    columns = max(1, min(columns, count))
+    rows = max(1, math.ceil(count / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(cell * columns, cell * 1.15 * rows), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.axis("off")
+    return fig, flat[:count]
+
+
+def digits(images: Any, captions: Sequence[str], title: str, columns: int = 10) -> bytes:
+    """A grid of digits (uint8, 28x28), each with its caption (e.g. its label)."""
+    fig, axes = _grid(len(images), columns, cell=1.3)
+    for ax, image, caption in zip(axes, images, captions, strict=True):
+        _digit_axes(ax, image, caption, fontsize=8)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def digit_values(image: Any, title: str) -> bytes:
+    """One digit enlarged, each pixel's 0-255 value written on it: dark text on light pixels,
+    light text on dark ones."""
+    fig, ax = plt.subplots(figsize=(12, 12.4), layout="constrained")
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    for (row, col), value in np.ndenumerate(image):
+        ax.text(
+            col, row, str(int(value)), ha="center", va="center", fontsize=6.5,
+            color="black" if value > 127 else "white",
+        )  # fmt: skip
+    ax.set_xticks(range(image.shape[1]))
+    ax.set_yticks(range(image.shape[0]))
+    ax.tick_params(labelsize=7)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def confusion_matrix(confusion: Any, title: str) -> bytes:
+    """Counts of (true, predicted) labels, each cell labelled with its count."""
+    confusion = np.asarray(confusion)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
+    shown = ax.imshow(confusion, cmap="Blues", norm=matplotlib.colors.LogNorm(vmin=1))
+    fig.colorbar(shown, ax=ax, label="images (log scale)")
+    high = confusion.max() ** 0.5  # the log scale's middle
+    for (row, col), count in np.ndenumerate(confusion):
+        if count:
+            ax.text(
+                col, row, str(count), ha="center", va="center", fontsize=8,
+                color="white" if count > high else "black",
+            )  # fmt: skip
+    classes = range(confusion.shape[0])
+    ax.set_xticks(classes)
+    ax.set_yticks(classes)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    ax.set_title(title)
+    return _png(fig)
+
+
+def errors(
+    images: Any, true: Sequence[int], predicted: Sequence[int], confidence: Sequence[float],
+    title: str, columns: int = 8,
+) -> bytes:  # fmt: skip
+    """Misclassified digits in the order given (most confident mistakes first), each titled with
+    its true and predicted label and the model's confidence in the prediction."""
+    if not len(images):
+        fig, ax = plt.subplots(figsize=(6, 2), layout="constrained")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=14)
+        ax.axis("off")
+        fig.suptitle(title)
+        return _png(fig)
+    fig, axes = _grid(len(images), columns, cell=1.5)
+    for ax, image, t, p, c in zip(axes, images, true, predicted, confidence, strict=True):
+        _digit_axes(ax, image, f"true {t}, pred {p}\n{c:.1%}", fontsize=8)
     fig.suptitle(title)
     return _png(fig)

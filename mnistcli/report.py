@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from mnistcli import artifacts, plots, tables
+from mnistcli.artifacts import RunDir
 from mnistcli.errors import UserError
 from mnistcli.runs import MISSING, Run, existing_folder, find_runs, hashable, varying_keys
 
@@ -136,20 +137,32 @@ def report_runs(
     return result
 
 
+def save_curves(run: RunDir, metrics: Mapping[str, Any]) -> Path | None:
+    """Write a train run's curves.png from its metrics (history, best epoch); its path, or None
+    when no epoch has finished."""
+    history = metrics.get("history") or []
+    if not history:
+        return None
+    title = f"{metrics.get('model', '?')}, seed {metrics.get('seed')} ({metrics.get('status')})"
+    artifacts.write_bytes(run.curves_png, plots.curves(history, metrics.get("best_epoch"), title))
+    return run.curves_png
+
+
 def report_run(run_dir: Path, console: Console) -> dict[str, Any]:
     """One run: its summary table and curves.png."""
     (run,) = find_runs(run_dir) or [None]
     if run is None or not run.metrics:
         raise UserError(f"{run_dir} has no metrics.json of a train run; give a finished run dir")
     tables.train_summary(console, run.metrics, str(run_dir))
-    history = run.metrics.get("history") or []
-    curves = None
-    if history:
-        curves = run_dir / "curves.png"
-        title = f"{run.metrics.get('model', '')} ({run_dir})"
-        artifacts.write_bytes(curves, plots.curves(history, run.metrics.get("best_epoch"), title))
-        console.print(f"curves: {curves}", highlight=False)
+    curves = save_curves(RunDir(run_dir), run.metrics)
+    if curves:
+        tables.written(curves)
     return {"path": str(run_dir), "status": run.status, "curves": curves and str(curves)}
+
+
+def report_task(cfg: Any, run_dir: str) -> dict[str, Any]:
+    """`mnist report`'s task: writes into cfg.path, not a run dir of its own."""
+    return report(cfg.path, cfg.report)
 
 
 def report(path: str, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 
+def written(*paths: object) -> None:
+    """Print each file a run wrote, one per line, never wrapped (so it can be copied)."""
+    for path in paths:
+        print(f"written: {path}", flush=True)
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
@@ -91,7 +97,5 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
             style="bold" if g["best"] else None,
         )
     console.print(table)
-    written = [str(Path(r["path"]) / f"report.{ext}") for ext in ("csv", "json")]
-    console.print(
-        f"written: {', '.join(written + ([r['png']] if r['png'] else []))}", highlight=False
-    )
+    files = [Path(r["path"]) / f"report.{ext}" for ext in ("csv", "json")]
+    written(*files, *([r["png"]] if r["png"] else []))

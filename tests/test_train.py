@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, mnist, read_metrics, write_idx
+from conftest import assert_real_png, assert_user_error, mnist, read_metrics, write_idx
 from mnistcli.data import load
+from mnistcli.evaluate import most_confident_mistakes
 
 
 def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
@@ -22,6 +23,7 @@ def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
     assert (quick_run / "checkpoints" / "best.keras").is_file()
     assert (quick_run / "checkpoints" / "last.keras").is_file()
     assert not list(quick_run.rglob(".*.tmp*"))  # no temporary files left behind
+    assert_real_png(quick_run / "curves.png", 1000, 400)
 
     m = read_metrics(quick_run)
     assert (m["task"], m["status"], m["model"]) == ("train", "completed", "lenet5")
@@ -62,6 +64,16 @@ def test_eval_agrees_with_train(quick_run: Path, tmp_path: Path) -> None:
     assert math.isclose(np.trace(confusion) / 10000, e["test"]["accuracy"])
     per_class = confusion.diagonal() / confusion.sum(axis=1)
     np.testing.assert_allclose(e["per_class_accuracy"], per_class)
+    for name in ("confusion_matrix.png", "errors.png"):
+        assert_real_png(eval_dir / name, 600, 500)
+        assert f"written: {eval_dir / name}" in proc.stdout
+
+
+def test_errors_png_shows_the_most_confident_mistakes_first() -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.99, 0.01]])
+    y = np.array([1, 1, 1, 0, 0])  # wrong: 0 (0.9), 2 (0.6), 3 (0.7)
+    assert most_confident_mistakes(probs, y, 10).tolist() == [0, 3, 2]
+    assert most_confident_mistakes(probs, y, 2).tolist() == [0, 3]
 
 
 def test_eval_refuses_a_checkpoint_of_the_wrong_shape(tmp_path: Path) -> None:
