@@ -1,0 +1,122 @@
+"""`mnist predict` on image files (MNIST digits saved as PNG/JPEG in other sizes and polarities,
+broken files), the MNIST-style conversion, and `mnist export`'s SavedModel round trip."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import assert_real_png, assert_user_error, mnist
+from mnistcli.data import load
+from mnistcli.images import UnreadableImage, to_mnist
+
+COUNT = 12  # the first test digits
+
+
+@pytest.fixture(scope="module")
+def test_digits() -> tuple[np.ndarray, np.ndarray]:
+    data = load()
+    return data.x_test[:COUNT], data.y_test[:COUNT]
+
+
+def _save_variants(folder: Path, x: np.ndarray) -> list[Path]:
+    """Each digit as MNIST stores it (28x28 white on black), and dark on light, three times as
+    big on a wider colour canvas, as a JPEG."""
+    folder.mkdir()
+    files = []
+    for i, digit in enumerate(x):
+        Image.fromarray(digit).save(folder / f"{i:02d}_as_is.png")
+        big = Image.fromarray(255 - digit).resize((84, 84), Image.Resampling.BICUBIC)
+        canvas = Image.new("RGB", (140, 110), (250, 248, 240))
+        canvas.paste(big.convert("RGB"), (20, 10))
+        canvas.save(folder / f"{i:02d}_dark_on_light.jpg", quality=95)
+        files += [folder / f"{i:02d}_as_is.png", folder / f"{i:02d}_dark_on_light.jpg"]
+    return files
+
+
+def test_predict_reads_digits_in_any_polarity_and_size(
+    trained_run: Path, test_digits: tuple, tmp_path: Path
+) -> None:
+    x, y = test_digits
+    _save_variants(tmp_path / "digits", x)
+    (tmp_path / "notes.png").write_text("not an image")
+    ckpt = trained_run / "checkpoints" / "best.keras"
+    proc = mnist(
+        "predict", f"ckpt={ckpt}", "images=[digits,notes.png,missing.png]", "hydra.run.dir=run",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # two files could not be read; the rest were
+    assert "notes.png" in proc.stderr and "missing.png" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "next guesses" in proc.stdout
+
+    with open(tmp_path / "run" / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * COUNT + 2
+    errors = {Path(r["image"]).name: r["error"] for r in rows if r["error"]}
+    assert set(errors) == {"notes.png", "missing.png"}
+    assert "not an image" in errors["notes.png"] and "no such file" in errors["missing.png"]
+    good = [r for r in rows if not r["error"]]
+    for r in good:
+        label = int(y[int(Path(r["image"]).name[:2])])
+        assert int(r["digit"]) == label, r
+        p = [float(r[k]) for k in ("probability", "second_probability", "third_probability")]
+        assert 1 >= p[0] >= p[1] >= p[2] >= 0
+        assert len({r["digit"], r["second_digit"], r["third_digit"]}) == 3
+    assert_real_png(tmp_path / "run" / "inputs.png", 800, 300)
+
+
+def test_conversion_gives_back_mnist_digits(test_digits: tuple, tmp_path: Path) -> None:
+    x, _ = test_digits
+    files = _save_variants(tmp_path / "digits", x)
+    for digit, (as_is, dark_on_light) in zip(
+        x, zip(files[::2], files[1::2], strict=True), strict=True
+    ):
+        # already MNIST: kept as it is, but for the contrast stretch (the strongest ink is 255)
+        assert np.abs(to_mnist(as_is).astype(int) - digit).max() <= 1
+        back = to_mnist(dark_on_light).astype(int)
+        # the same digit, resampled twice; the centre of mass rounds to a whole pixel either way
+        shifted = [np.roll(back, (dy, dx), (0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        assert min(np.abs(s - digit).mean() for s in shifted) < 10
+        assert back.max() == 255 and back[0].max() == 0  # white on black, margins empty
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    with pytest.raises(UnreadableImage, match="blank"):
+        to_mnist(tmp_path / "blank.png")
+    rgba = np.zeros((60, 60, 4), np.uint8)  # a black digit on a transparent background
+    rgba[10:50, 28:34] = (0, 0, 0, 255)
+    Image.fromarray(rgba).save(tmp_path / "transparent.png")
+    one = to_mnist(tmp_path / "transparent.png")
+    assert one[14, 14] == 255 and one[14, 5] == 0
+
+
+def test_predict_mistakes_are_one_line(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "best.keras"
+    assert_user_error(mnist("predict", "images=a.png", cwd=tmp_path), "ckpt=")
+    assert_user_error(mnist("predict", f"ckpt={ckpt}", cwd=tmp_path), "images=")
+    (tmp_path / "empty").mkdir()
+    assert_user_error(mnist("predict", f"ckpt={ckpt}", "images=empty", cwd=tmp_path), "no image")
+
+
+def test_export_saved_model_gives_the_checkpoints_predictions(
+    trained_run: Path, test_digits: tuple, tmp_path: Path
+) -> None:
+    import keras
+    import tensorflow as tf
+
+    ckpt = trained_run / "checkpoints" / "best.keras"
+    proc = mnist("export", f"ckpt={ckpt}", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exported = tmp_path / "run" / "saved_model"
+    assert f"written: {exported}" in proc.stdout
+    assert (exported / "saved_model.pb").is_file()
+    assert not list((tmp_path / "run").glob(".*tmp*"))
+    x = test_digits[0][..., None].astype(np.float32) / 255.0
+    loaded = tf.saved_model.load(str(exported))  # kept: its functions hold weak references
+    served = loaded.serve(tf.constant(x)).numpy()
+    expected = keras.models.load_model(ckpt).predict(x, verbose=0)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert_user_error(mnist("export", f"ckpt={ckpt}", "format=onnx", cwd=tmp_path), "saved_model")
