@@ -49,6 +49,14 @@ class RunDir:
     def metrics_json(self) -> Path:
         return self.root / "metrics.json"
 
+    @property
+    def curves_png(self) -> Path:
+        return self.root / "curves.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
 
 def _tmp_beside(path: Path) -> Path:
     # Keras insists on the .keras suffix, so the temporary name keeps the real suffix.

@@ -3,7 +3,9 @@ key, what it must be, and an example of a good value."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from mnistcli.runs import existing_folder
 
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+EXPORT_FORMATS = ("saved_model",)
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 
 
@@ -159,19 +162,61 @@ def check_checkpoint(path: str) -> Path:
     return p
 
 
+def _check_ckpt(cfg: DictConfig, task: str) -> None:
+    if OmegaConf.is_missing(cfg, "ckpt") or not _get(cfg, "ckpt"):
+        raise UserError(
+            f"{task} needs a checkpoint: mnist {task} ckpt=RUN_DIR/checkpoints/best.keras"
+        )
+    check_checkpoint(str(cfg.ckpt))
+
+
 def check_eval(cfg: DictConfig) -> None:
     """Check a composed `eval` config; raise UserError at the first bad value."""
-    if OmegaConf.is_missing(cfg, "ckpt") or _get(cfg, "ckpt") is None:
-        raise UserError("eval needs a checkpoint: mnist eval ckpt=RUN_DIR/checkpoints/best.keras")
-    check_checkpoint(str(cfg.ckpt))
+    _check_ckpt(cfg, "eval")
     whole(cfg, "batch_size", 1, "1000")
+    whole(cfg, "errors", 0, "40")
     _check_data_path(cfg)
     _check_runtime(cfg)
 
 
 def check_summary(cfg: DictConfig) -> None:
-    """Check a composed `summary` config."""
+    """Check a composed `summary` config; a diagram needs pydot and Graphviz's dot."""
     _check_model(cfg)
+    diagram = _get(cfg, "diagram")
+    if diagram in (False, None):
+        return
+    if diagram is not True and Path(str(diagram)).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise _bad("diagram", "true or a .png, .svg or .pdf file", diagram, "lenet5.png")
+    if shutil.which("dot") is None or importlib.util.find_spec("pydot") is None:
+        raise UserError(
+            "the model diagram needs Graphviz's `dot` program, which is not installed; install "
+            "graphviz (Debian/Ubuntu: apt install graphviz; macOS: brew install graphviz) or drop "
+            "diagram="
+        )
+
+
+def check_show(cfg: DictConfig) -> None:
+    """Check a composed `show` config (the indices against the data once it is loaded)."""
+    one_of(cfg, "show.split", ("train", "test"))
+    whole(cfg, "show.n", 1, "10")
+    whole(cfg, "show.index", 0, "7")
+    _check_data_path(cfg)
+
+
+def check_predict(cfg: DictConfig) -> None:
+    """Check a composed `predict` config (each image is checked when it is read)."""
+    _check_ckpt(cfg, "predict")
+    if OmegaConf.is_missing(cfg, "images") or _get(cfg, "images") in (None, "", []):
+        raise UserError(
+            "predict needs images: mnist predict ckpt=... images=[a.png,b.jpg] (or a folder)"
+        )
+    _check_runtime(cfg)
+
+
+def check_export(cfg: DictConfig) -> None:
+    """Check a composed `export` config."""
+    _check_ckpt(cfg, "export")
+    one_of(cfg, "format", EXPORT_FORMATS)
 
 
 def check_writable(folder: str, key: str) -> None:
@@ -213,4 +258,7 @@ CHECKS = {
     "eval": check_eval,
     "summary": check_summary,
     "report": check_report,
+    "show": check_show,
+    "predict": check_predict,
+    "export": check_export,
 }

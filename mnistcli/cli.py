@@ -5,6 +5,7 @@ imports what it needs once it runs."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -23,8 +24,11 @@ CONFIG_PATH = "pkg://mnistcli.conf"
 SUBCOMMANDS = {
     "train": "train a model: mnist train model=lenet5 optimizer=sgd trainer.epochs=10",
     "eval": "evaluate a checkpoint on the test set: mnist eval ckpt=RUN_DIR/checkpoints/best.keras",
+    "predict": "the digit in image files: mnist predict ckpt=PATH images=[a.png,b.jpg] (or a folder)",
+    "show": "draw MNIST digits (digits.png, one digit's pixel values): mnist show show.n=20",
     "summary": "print a model's layers and parameter counts: mnist summary model=lenet5",
     "report": "summarise a sweep or folder of runs (table, report.csv/json/png): mnist report PATH",
+    "export": "a checkpoint as a TensorFlow SavedModel: mnist export ckpt=PATH",
 }
 USAGE = """usage: mnist SUBCOMMAND [key=value ...] [hydra flags]
 
@@ -34,13 +38,14 @@ subcommands:
 {rows}
 
 `mnist SUBCOMMAND --help` shows its config groups, options and keys. Hydra's flags work with
-train, eval and summary: -m/--multirun (sweep comma-separated values), --cfg job, --info,
+every subcommand but report: -m/--multirun (sweep comma-separated values), --cfg job, --info,
 hydra.run.dir=PATH. Runs are written to outputs/DATE/TIME/ (sweeps: outputs/multirun/...).
 
   mnist train resume=outputs/DATE/TIME    continue a killed or interrupted run (Ctrl-C, SIGTERM)
   mnist train -m experiment=l2_sweep      a sweep; its folder gets summary.csv and report.png
   mnist train -m hydra/launcher=joblib ...   jobs in parallel (submitit_slurm: on a cluster)
   mnist train -m hparams_search=optuna    Optuna search over lr, l2 and dropout
+  mnist train logger=tensorboard          also TensorBoard logs: tensorboard --logdir outputs
 """
 
 
@@ -48,22 +53,22 @@ def _in_sweep() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+# Each task's module and function, imported only when it runs (most import TensorFlow).
+RUNNERS = {
+    "train": ("mnistcli.train", "train"),
+    "eval": ("mnistcli.evaluate", "evaluate"),
+    "predict": ("mnistcli.predict", "predict"),
+    "show": ("mnistcli.show", "show"),
+    "export": ("mnistcli.export", "export"),
+    "report": ("mnistcli.report", "report_task"),
+    "summary": ("mnistcli.summary", "summary"),
+}
+WITHOUT_TENSORFLOW = ("report", "show")
+
+
 def _dispatch(task: str, cfg: DictConfig, run_dir: str) -> dict[str, Any]:
-    if task == "train":
-        from mnistcli.train import train
-
-        return train(cfg, run_dir)
-    if task == "eval":
-        from mnistcli.evaluate import evaluate
-
-        return evaluate(cfg, run_dir)
-    if task == "report":
-        from mnistcli.report import report
-
-        return report(cfg.path, cfg.report)
-    from mnistcli.summary import summary
-
-    return summary(cfg)
+    module, function = RUNNERS[task]
+    return getattr(importlib.import_module(module), function)(cfg, run_dir)
 
 
 def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
@@ -71,7 +76,7 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     sweep, a job that fails for any reason is recorded as failed and the sweep goes on."""
     from mnistcli.runtime import cpu_share, quiet_tensorflow
 
-    if task != "report":  # the report reads JSON files: no TensorFlow
+    if task not in WITHOUT_TENSORFLOW:
         quiet_tensorflow()
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
@@ -124,7 +129,35 @@ def report_task(cfg: DictConfig) -> None:
     _run("report", cfg)
 
 
-TASKS = {"train": train_task, "eval": eval_task, "summary": summary_task, "report": report_task}
+@hydra.main(config_path=CONFIG_PATH, config_name="predict", version_base="1.3")
+def predict_task(cfg: DictConfig) -> None:
+    failed = _run("predict", cfg).get("failed")
+    if failed and not _in_sweep():
+        print(
+            f"mnist: {len(failed)} image(s) could not be read: {', '.join(failed)}", file=sys.stderr
+        )
+        raise SystemExit(1)
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="show", version_base="1.3")
+def show_task(cfg: DictConfig) -> None:
+    _run("show", cfg)
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="export", version_base="1.3")
+def export_task(cfg: DictConfig) -> None:
+    _run("export", cfg)
+
+
+TASKS = {
+    "train": train_task,
+    "eval": eval_task,
+    "predict": predict_task,
+    "show": show_task,
+    "summary": summary_task,
+    "report": report_task,
+    "export": export_task,
+}
 
 
 def _path_argument(args: list[str]) -> list[str]:

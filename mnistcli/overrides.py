@@ -27,6 +27,7 @@ from mnistcli.resume import check_same_config
 
 CONFIG_MODULE = "mnistcli.conf"
 EXCLUSIVE_FLAGS = ("run", "multirun", "cfg", "info", "shell_completion")
+RUN_DIR_TASKS = ("train", "eval", "predict", "show", "export")  # each run gets a dir of its own
 HYDRA_ONLY_FLAGS = ("help", "hydra_help", "info", "shell_completion", "version")
 
 
@@ -137,7 +138,7 @@ def _check_single_run(
         )
     if cfg.get("resume"):
         check_same_config(cfg, str(cfg.resume))
-    elif task in ("train", "eval"):
+    elif task in RUN_DIR_TASKS:
         _check_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
 
 
@@ -161,7 +162,8 @@ def _check_sweep_job(
 
 def _check_run_dir(run_dir: str | None) -> None:
     """A single run's dir: not one that holds a run already, and writable."""
-    if run_dir and (Path(run_dir) / "metrics.json").exists():
+    used = ("metrics.json", ".hydra/config.yaml")
+    if run_dir and any((Path(run_dir) / name).exists() for name in used):
         raise UserError(
             f"the run dir {run_dir} already holds a run; pick another hydra.run.dir (or wait a "
             "second for a new timestamp)"

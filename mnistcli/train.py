@@ -17,7 +17,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from mnistcli import artifacts, checks, pipeline, tables
+from mnistcli import artifacts, checks, loggers, pipeline, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.callbacks import RunRecorder, from_config, restore
 from mnistcli.data import Mnist, Split, load, make_split
@@ -25,6 +25,7 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
 from mnistcli.progress import RichProgress
+from mnistcli.report import save_curves
 from mnistcli.runtime import seed_everything, select_strategy, set_precision
 
 log = logging.getLogger(__name__)
@@ -141,14 +142,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "train_seconds": round(seconds, 3),
             "samples_per_second": round(done * len(split.x_train) / seconds, 1) if seconds else 0.0,
         }
-        return artifacts.write_metrics(run.metrics_json, record)
+        written = artifacts.write_metrics(run.metrics_json, record)
+        save_curves(run, written)
+        return written
 
     initial_epoch = len(entries)
     train_ds = pipeline.training(
         split.x_train, split.y_train, batch_size, cfg.seed, epochs, initial_epoch
     )
     val_ds = pipeline.inference(split.x_val, split.y_val, EVAL_BATCH)
-    callbacks = [*stateful, recorder, RichProgress(console)]
+    callbacks = [*stateful, recorder, *loggers.from_config(cfg, run), RichProgress(console)]
     started = time.perf_counter()
     try:
         model.fit(
@@ -176,4 +179,5 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     extra = {"error": "the loss became NaN or infinite; lower optimizer.lr"} if diverged else {}
     metrics = finish("failed" if diverged else "completed", seconds, **extra)
     tables.train_summary(console, metrics, str(run.root))
+    tables.written(run.curves_png)
     return metrics

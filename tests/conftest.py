@@ -17,9 +17,12 @@ from mnistcli.data import IDX_NAMES
 MNIST = str(Path(sys.executable).with_name("mnist"))
 
 
-def mnist(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `mnist ARGS` in `cwd` and return the finished process (text output)."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "COLUMNS": "120"}
+def mnist(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `mnist ARGS` in `cwd` (with `env` added to the environment) and return the finished
+    process (text output)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "COLUMNS": "120", **(env or {})}
     return subprocess.run(
         [MNIST, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -72,3 +75,15 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = [p.parent for p in (cwd / "outputs").glob("*/*/metrics.json")]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real training good enough to read digits (lenet5, 20,000 examples, 2 epochs: ~96%)."""
+    cwd = tmp_path_factory.mktemp("trained")
+    proc = mnist(
+        "train", "model=lenet5", "data.limit=20000", "trainer.epochs=2", "hydra.run.dir=run",
+        cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return cwd / "run"

@@ -135,6 +135,9 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
         ["train", "model=nope"],
         ["eval", "ckpt=missing.keras"],
         ["report", "missing"],
+        ["predict", "images=a.png"],
+        ["export", "ckpt=missing.keras"],
+        ["summary", "diagram=net.txt"],
         ["train", "-m", "experiment=l2_sweep", "optimizer.lr=0"],
     ],
 )
