@@ -84,33 +84,36 @@ def curves(history: Sequence[Mapping[str, float]], best_epoch: int | None, title
     return _png(fig)
 
 
-def _digit_axes(ax: Any, image: Any, title: str, fontsize: float = 9) -> None:
-    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-    ax.set_title(title, fontsize=fontsize)
-    ax.set_xticks([])
-    ax.set_yticks([])
+MOSAIC_PIXELS_PER_INCH = 36  # a mosaic's digit pixels per inch of figure (28 px: 0.8 in)
+TITLE_INCHES = 0.4
 
 
-def _grid(count: int, columns: int, cell: float) -> tuple[Any, list[Any]]:
-    columns = max(1, min(columns, count))
-    rows = max(1, math.ceil(count / columns))
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(cell * columns, cell * 1.15 * rows), squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    flat = list(axes.flat)
-    for ax in flat[count:]:
-        ax.axis("off")
-    return fig, flat[:count]
+def _mosaic(images: Any, captions: Sequence[str], title: str, columns: int) -> bytes:
+    """Digits (uint8, 28x28) side by side in one image, each with its caption above it: one
+    axes and one imshow for all of them, which draws in a fraction of the time that one axes per
+    digit takes."""
+    side, lines = 28, max(caption.count("\n") + 1 for caption in captions)
+    gap_x, gap_y = 6, 4 + 7 * lines  # pixels between cells; room for the captions
+    columns = max(1, min(columns, len(images)))
+    rows = math.ceil(len(images) / columns)
+    canvas = np.full((rows * (side + gap_y), columns * (side + gap_x) - gap_x), np.nan)
+    width, height = (n / MOSAIC_PIXELS_PER_INCH for n in reversed(canvas.shape))
+    fig = plt.figure(figsize=(width, height + TITLE_INCHES))
+    ax = fig.add_axes((0, 0, 1, height / (height + TITLE_INCHES)))
+    for i, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        top, left = (i // columns) * (side + gap_y) + gap_y, (i % columns) * (side + gap_x)
+        canvas[top : top + side, left : left + side] = image
+        ax.text(left + side / 2, top - 1.5, caption, ha="center", va="bottom", fontsize=7.5)
+    gray = matplotlib.colormaps["gray"].with_extremes(bad="white")  # the gaps: white
+    ax.imshow(canvas, cmap=gray, vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    fig.suptitle(title, y=1 - 0.35 * TITLE_INCHES / (height + TITLE_INCHES))
+    return _png(fig)
 
 
 def digits(images: Any, captions: Sequence[str], title: str, columns: int = 10) -> bytes:
     """A grid of digits (uint8, 28x28), each with its caption (e.g. its label)."""
-    fig, axes = _grid(len(images), columns, cell=1.3)
-    for ax, image, caption in zip(axes, images, captions, strict=True):
-        _digit_axes(ax, image, caption, fontsize=8)
-    fig.suptitle(title)
-    return _png(fig)
+    return _mosaic(images, captions, title, columns)
 
 
 def digit_values(image: Any, title: str) -> bytes:
@@ -164,8 +167,7 @@ def errors(
         ax.axis("off")
         fig.suptitle(title)
         return _png(fig)
-    fig, axes = _grid(len(images), columns, cell=1.5)
-    for ax, image, t, p, c in zip(axes, images, true, predicted, confidence, strict=True):
-        _digit_axes(ax, image, f"true {t}, pred {p}\n{c:.1%}", fontsize=8)
-    fig.suptitle(title)
-    return _png(fig)
+    captions = [
+        f"true {t}, pred {p}\n{c:.1%}" for t, p, c in zip(true, predicted, confidence, strict=True)
+    ]
+    return _mosaic(images, captions, title, columns)
