@@ -105,6 +105,18 @@ class RunRecorder(keras.callbacks.Callback):
             artifacts.copy_file(self.run.last, self.run.best)
 
 
+class FirstStep(keras.callbacks.Callback):
+    """Remembers when the first training step ended (graph tracing and compilation included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended: float | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.ended is None:
+            self.ended = time.time()
+
+
 def restore(run: RunDir, model: keras.Model, steps_per_epoch: int) -> list[dict[str, Any]]:
     """The state entries of the epochs that `model` (loaded from last.keras) has finished, with
     history.csv and best.keras made to match them. A run dir whose state.json is missing or

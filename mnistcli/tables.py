@@ -15,6 +15,10 @@ def written(*paths: object) -> None:
         print(f"written: {path}", flush=True)
 
 
+def _seconds(value: float | None, what: str) -> str:
+    return "-" if value is None else f"{value:.1f} s {what}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
@@ -40,6 +44,7 @@ def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
         ("test accuracy / loss", f"{_pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),
         ("train time", f"{timing.get('train_seconds', 0):.1f} s"),
         ("throughput", f"{timing.get('samples_per_second', 0):,.0f} images/s"),
+        ("start-up", _seconds(timing.get("startup_seconds"), "to the first step's end")),
         ("run dir", run_dir),
     ]
     if m.get("error"):
