@@ -19,6 +19,7 @@ from mnistcli.runs import existing_folder
 
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
 EXPORT_FORMATS = ("saved_model",)
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 
@@ -111,6 +112,15 @@ def _check_schedule(cfg: DictConfig) -> None:
         number(cfg, "schedule.alpha", lambda v: 0 <= v <= 1, "a number in [0, 1]", "0.0")
 
 
+def _check_augment(cfg: DictConfig) -> None:
+    if _get(cfg, "augment.name") in (None, "none"):
+        return
+    number(cfg, "augment.rotation_degrees", lambda v: 0 <= v <= 180, "degrees in [0, 180]", "10")
+    for key in ("augment.zoom", "augment.shift"):
+        number(cfg, key, lambda v: 0 <= v < 1, "a fraction in [0, 1)", "0.1")
+    one_of(cfg, "augment.fill_mode", AUGMENT_FILL_MODES)
+
+
 def _check_data_path(cfg: DictConfig) -> None:
     path = _get(cfg, "data.path")
     if path is not None:
@@ -140,6 +150,7 @@ def check_train(cfg: DictConfig) -> None:
     _check_split(cfg)
     _check_callbacks(cfg)
     _check_schedule(cfg)
+    _check_augment(cfg)
     _check_data_path(cfg)
     _check_runtime(cfg)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -29,11 +30,19 @@ def steps_per_epoch(examples: int, batch_size: int) -> int:
 
 
 def training(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int, initial_epoch: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int,
+    epochs: int,
+    initial_epoch: int = 0,
+    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """The batches of epochs initial_epoch+1 .. epochs, one dataset for all of them (fit with
     steps_per_epoch). Epoch e's order is a stateless shuffle keyed by (seed, e), so a resumed run
-    sees exactly the batches the uninterrupted run would have seen."""
+    sees exactly the batches the uninterrupted run would have seen (`augment`, a function of a
+    batch of scaled images, transforms each batch after that; its random draws are not keyed by
+    epoch)."""
     images, labels = tf.constant(x), tf.constant(y)
     n, seed = len(x), tf.constant(seed, tf.int64)
 
@@ -42,7 +51,8 @@ def training(
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return _scale(tf.gather(images, index), tf.gather(labels, index))
+        batch, batch_labels = _scale(tf.gather(images, index), tf.gather(labels, index))
+        return (augment(batch) if augment else batch), batch_labels
 
     ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
     return _prefetched(ds.map(gather, num_parallel_calls=PARALLEL))

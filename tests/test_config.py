@@ -71,7 +71,7 @@ def test_optimizer_defaults_and_lr_for_all() -> None:
         ("lenet5_classic", "lenet5_classic", "adam", 128, 20, "holdout"),
         ("lenet5_bn", "lenet5_bn", "adam", 64, 30, "validation_split"),
         ("mlp_l2", "ffnn", "sgd", 128, 40, "validation_split"),
-        ("cnn_v2", "cnn_v2", "adam", 64, 30, "test"),
+        ("cnn_v2", "cnn_v2", "adam", 64, 30, "validation_split"),
     ],
 )
 def test_experiment_presets_reproduce_the_notebooks(
