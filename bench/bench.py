@@ -3,6 +3,7 @@ machine (issue 4). Not a test: it prints a table; BENCHMARKS.md records one with
 
     python bench/bench.py                   # 3 models x (notebook, mnist) x 3 repeats, 2 epochs
     python bench/bench.py --repeats 1 --epochs 1 --only lenet5
+    python bench/bench.py --only --repeats 1       # only time-to-accuracy, eval and --help
 
 Each measurement runs in its own process, one at a time; images/s is training images per second
 of model.fit (validation included, as both do it each epoch); peak memory is the process's
@@ -69,6 +70,28 @@ def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) 
             "startup": m["timing"].get("startup_seconds")}  # fmt: skip
 
 
+def time_to_accuracy(cwd: Path, tag: str) -> dict:
+    """`mnist train experiment=fast`: wall seconds from process start to its end (its test
+    accuracy is measured at the end, so it reached it by then), and the accuracy."""
+    run_dir = cwd / tag
+    seconds, rss, _ = measure([MNIST, "train", "experiment=fast", f"hydra.run.dir={run_dir}"], cwd)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {"seconds": seconds, "acc": m["test"]["accuracy"], "rss": rss,
+            "startup": m["timing"]["startup_seconds"], "ckpt": run_dir / "checkpoints" / "best.keras"}  # fmt: skip
+
+
+def notebook_time_to_accuracy(cwd: Path, until: float) -> dict:
+    """The notebooks' LeNet-5-BN recipe (adam, batch 64, validation_split 0.2, up to 30 epochs),
+    evaluated on the test set after each epoch: seconds from process start until it reaches
+    `until`."""
+    cmd = [sys.executable, str(HERE / "notebook.py"), "lenet5_bn", "adam", "64", "30",
+           "--until", str(until)]  # fmt: skip
+    _, rss, out = measure(cmd, cwd)
+    reached = json.loads(out.strip().splitlines()[-1])["reached"]
+    return {"seconds": reached and reached["seconds"], "epoch": reached and reached["epoch"],
+            "acc": reached and reached["accuracy"], "rss": rss}  # fmt: skip
+
+
 def median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
@@ -104,7 +127,31 @@ def main() -> None:
             f"{median(nb, 'acc'):.2%}", f"{median(mn, 'acc'):.2%}",
             f"{median(nb, 'rss'):,.0f}", f"{median(mn, 'rss'):,.0f}",
         )  # fmt: skip
-    console.print(table)
+
+    if args.only:
+        console.print(table)
+    tta = Table(
+        title=f"time to >= 99.0% test accuracy, wall from process start, {args.repeats} runs"
+    )
+    for col in ("run", "seconds", "test acc", "epochs", "start-up s", "MiB"):
+        tta.add_column(col, justify="right")
+    fast, nb = [], []
+    for i in range(args.repeats):
+        fast.append(time_to_accuracy(cwd, f"fast-{i}"))
+        nb.append(notebook_time_to_accuracy(cwd, 0.99))
+        tta.add_row(f"mnist train experiment=fast #{i + 1}", f"{fast[-1]['seconds']:.1f}",
+                    f"{fast[-1]['acc']:.2%}", "3", f"{fast[-1]['startup']:.1f}", f"{fast[-1]['rss']:,.0f}")  # fmt: skip
+        tta.add_row(f"notebook lenet5_bn recipe #{i + 1}",
+                    f"{nb[-1]['seconds']:.1f}" if nb[-1]["seconds"] else "not reached",
+                    f"{nb[-1]['acc']:.2%}" if nb[-1]["acc"] else "-", str(nb[-1]["epoch"]),
+                    "-", f"{nb[-1]['rss']:,.0f}")  # fmt: skip
+    reached = [r["seconds"] for r in nb if r["seconds"]]
+    if reached:
+        ratio = statistics.median(reached) / median(fast, "seconds")
+        tta.caption = (f"median: fast {median(fast, 'seconds'):.1f} s, notebook "
+                       f"{statistics.median(reached):.1f} s: {ratio:.2f}x sooner")  # fmt: skip
+    console.print(tta)
+    lenet5_ckpt = lenet5_ckpt or fast[0]["ckpt"]  # eval a LeNet-5 family checkpoint
 
     other = Table(title="other timings (wall, from process start)")
     other.add_column("what")
@@ -115,8 +162,8 @@ def main() -> None:
     if lenet5_ckpt:
         evals = [measure([MNIST, "eval", f"ckpt={lenet5_ckpt}", f"hydra.run.dir={cwd}/eval{i}"],
                          cwd)[0] for i in range(3)]  # fmt: skip
-        other.add_row("mnist eval (LeNet-5, 10,000 images)", f"{statistics.median(evals):.2f}",
-                      "median of 3")  # fmt: skip
+        other.add_row(f"mnist eval ({lenet5_ckpt.parent.parent.name}, 10,000 images)",
+                      f"{statistics.median(evals):.2f}", "median of 3")  # fmt: skip
     console.print(other)
     console.print(f"rerun: python bench/bench.py --epochs {args.epochs} --repeats {args.repeats}"
                   f" --only {' '.join(args.only)}", highlight=False)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 STARTED = time.time()  # as near process start as a script gets (the bench adds the interpreter's)
@@ -49,6 +50,8 @@ def main() -> None:
     class TestEachEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             _, acc = self.model.evaluate(x_test, y_test, verbose=0)
+            print(f"epoch {epoch + 1}: test accuracy {acc:.4f} at {time.time() - STARTED:.1f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
             if acc >= args.until and not reached:
                 reached.update(epoch=epoch + 1, seconds=time.time() - STARTED, accuracy=acc)
                 self.model.stop_training = True
