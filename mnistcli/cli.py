@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import hydra
@@ -119,16 +121,6 @@ def eval_task(cfg: DictConfig) -> float | None:
     return (_run("eval", cfg).get("test") or {}).get("accuracy")
 
 
-@hydra.main(config_path=CONFIG_PATH, config_name="summary", version_base="1.3")
-def summary_task(cfg: DictConfig) -> None:
-    _run("summary", cfg)
-
-
-@hydra.main(config_path=CONFIG_PATH, config_name="report", version_base="1.3")
-def report_task(cfg: DictConfig) -> None:
-    _run("report", cfg)
-
-
 @hydra.main(config_path=CONFIG_PATH, config_name="predict", version_base="1.3")
 def predict_task(cfg: DictConfig) -> None:
     failed = _run("predict", cfg).get("failed")
@@ -139,24 +131,21 @@ def predict_task(cfg: DictConfig) -> None:
         raise SystemExit(1)
 
 
-@hydra.main(config_path=CONFIG_PATH, config_name="show", version_base="1.3")
-def show_task(cfg: DictConfig) -> None:
-    _run("show", cfg)
+def _task(name: str) -> Callable[[], None]:
+    """The @hydra.main of a subcommand that only runs (no return value, exit code 0 or 2)."""
 
+    @hydra.main(config_path=CONFIG_PATH, config_name=name, version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        _run(name, cfg)
 
-@hydra.main(config_path=CONFIG_PATH, config_name="export", version_base="1.3")
-def export_task(cfg: DictConfig) -> None:
-    _run("export", cfg)
+    return task
 
 
 TASKS = {
     "train": train_task,
     "eval": eval_task,
     "predict": predict_task,
-    "show": show_task,
-    "summary": summary_task,
-    "report": report_task,
-    "export": export_task,
+    **{name: _task(name) for name in ("show", "summary", "report", "export")},
 }
 
 
@@ -176,6 +165,14 @@ def _path_argument(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mnist` console script."""
+    try:
+        _main(argv)
+    except BrokenPipeError:  # e.g. `mnist train --help | head`: the reader left, so stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
+
+
+def _main(argv: list[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         rows = "\n".join(f"  {name:<9}{text}" for name, text in SUBCOMMANDS.items())
