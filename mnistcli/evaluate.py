@@ -115,10 +115,10 @@ def _save_pictures(
 
     name = "/".join(Path(cfg.ckpt).parts[-3:])
     predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
-    wrong = np.flatnonzero(predicted != y)
+    wrong = int(confusion.sum() - np.trace(confusion))
     shown = most_confident_mistakes(probs, y, cfg.errors)
-    title = f"{len(wrong)} of {len(y)} test images misclassified ({name})"
-    if len(shown) < len(wrong):
+    title = f"{wrong} of {len(y)} test images misclassified ({name})"
+    if len(shown) < wrong:
         title += f", the {len(shown)} most confident"
     files = {
         "confusion_matrix.png": plots.confusion_matrix(confusion, f"test set, {name}"),
