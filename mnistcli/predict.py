@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mnistcli import artifacts, checks, plots, tables
@@ -46,18 +47,19 @@ def _rows(files: list[Path], probs: dict[Path, np.ndarray], errors: dict[Path, s
 
 
 def _table(rows: list[dict], ckpt: str) -> Table:
-    table = Table(title="mnist predict", caption=ckpt)
+    table = Table(title="mnist predict", caption=escape(ckpt))  # paths are text, not markup
     for column, justify in (("image", "left"), ("digit", "right"), ("probability", "right")):
         table.add_column(column, justify=justify)
     table.add_column("next guesses")
     for r in rows:
+        image = escape(r["image"])
         if r["error"]:
-            table.add_row(r["image"], "-", "-", f"[red]error: {r['error']}[/red]")
+            table.add_row(image, "-", "-", f"[red]error: {escape(r['error'])}[/red]")
             continue
         guesses = ", ".join(
             f"{r[f'{p}_digit']} ({r[f'{p}_probability']:.1%})" for p in ("second", "third")
         )
-        table.add_row(r["image"], str(r["digit"]), f"{r['probability']:.1%}", guesses)
+        table.add_row(image, str(r["digit"]), f"{r['probability']:.1%}", guesses)
     return table
 
 

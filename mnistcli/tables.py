@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -55,7 +56,7 @@ def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
 
 
 def eval_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
-    table = Table(title="mnist eval", caption=m["ckpt"])
+    table = Table(title="mnist eval", caption=escape(m["ckpt"]))
     table.add_column("class", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("images", justify="right")

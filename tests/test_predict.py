@@ -46,11 +46,12 @@ def test_predict_reads_digits_in_any_polarity_and_size(
     (tmp_path / "notes.png").write_text("not an image")
     ckpt = trained_run / "checkpoints" / "best.keras"
     proc = mnist(
-        "predict", f"ckpt={ckpt}", "images=[digits,notes.png,missing.png]", "hydra.run.dir=run",
+        "predict", f"ckpt={ckpt}", "images=[digits,notes.png,'[red]missing.png']", "hydra.run.dir=run",
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # two files could not be read; the rest were
-    assert "notes.png" in proc.stderr and "missing.png" in proc.stderr
+    assert "notes.png" in proc.stderr and "[red]missing.png" in proc.stderr
+    assert "[red]missing.png" in proc.stdout  # file names are shown as they are, not as markup
     assert "Traceback" not in proc.stderr
     assert "next guesses" in proc.stdout
 
@@ -58,8 +59,8 @@ def test_predict_reads_digits_in_any_polarity_and_size(
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 * COUNT + 2
     errors = {Path(r["image"]).name: r["error"] for r in rows if r["error"]}
-    assert set(errors) == {"notes.png", "missing.png"}
-    assert "not an image" in errors["notes.png"] and "no such file" in errors["missing.png"]
+    assert set(errors) == {"notes.png", "[red]missing.png"}
+    assert "not an image" in errors["notes.png"] and "no such file" in errors["[red]missing.png"]
     good = [r for r in rows if not r["error"]]
     for r in good:
         label = int(y[int(Path(r["image"]).name[:2])])
