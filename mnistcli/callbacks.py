@@ -117,6 +117,24 @@ class FirstStep(keras.callbacks.Callback):
             self.ended = time.time()
 
 
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """Keras's SwapEMAWeights with swap_on_epoch: the optimizer's moving average of the weights
+    is in the model while it validates and while later callbacks save checkpoints at the end of
+    each epoch; the raw weights go on training. Also: a run that stops early (early stopping)
+    ends with the averaged weights, and a run resumed from last.keras (saved with the averaged
+    weights in the model, the raw ones in the optimizer) swaps them back before training.
+    Put it after the callbacks that may stop training and before the checkpoint writer."""
+
+    def __init__(self, resumed: bool = False) -> None:
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if self.model.stop_training:  # fit copies the optimizer's average into the model next
+            self._finalize_ema_values()
+
+
 def restore(run: RunDir, model: keras.Model, steps_per_epoch: int) -> list[dict[str, Any]]:
     """The state entries of the epochs that `model` (loaded from last.keras) has finished, with
     history.csv and best.keras made to match them. A run dir whose state.json is missing or

@@ -108,8 +108,13 @@ def _check_schedule(cfg: DictConfig) -> None:
             "reduce_lr cannot change a scheduled learning rate; use schedule=constant with "
             "reduce_lr, or drop reduce_lr from callbacks"
         )
-    if _get(cfg, "schedule.alpha") is not None:
-        number(cfg, "schedule.alpha", lambda v: 0 <= v <= 1, "a number in [0, 1]", "0.0")
+    for key in ("schedule.alpha", "schedule.final_factor"):
+        if _get(cfg, key) is not None:
+            number(cfg, key, lambda v: 0 <= v <= 1, "a number in [0, 1]", "0.0")
+    if _get(cfg, "schedule.warmup") is not None:
+        number(cfg, "schedule.warmup", lambda v: 0 <= v < 1, "a fraction in [0, 1)", "0.3")
+    if _get(cfg, "schedule.div_factor") is not None:
+        number(cfg, "schedule.div_factor", lambda v: v >= 1, "a number >= 1", "25")
 
 
 def _check_augment(cfg: DictConfig) -> None:
@@ -145,6 +150,9 @@ def check_train(cfg: DictConfig) -> None:
             "trainer.jit_compile", "auto, true or false", _get(cfg, "trainer.jit_compile"), "auto"
         )
     whole(cfg, "data.limit", _get(cfg, "trainer.batch_size"), "2000", optional=True)
+    number(cfg, "trainer.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.1")
+    if _get(cfg, "trainer.ema") is not None:
+        number(cfg, "trainer.ema", lambda v: 0 < v < 1, "null (off) or a number in (0, 1)", "0.999")
     _check_model(cfg)
     _check_optimizer(cfg)
     _check_split(cfg)
@@ -262,6 +270,13 @@ def check_report(cfg: DictConfig) -> None:
     replicates = _get(cfg, "report.replicates")
     if not isinstance(replicates, ListConfig) or not all(isinstance(k, str) for k in replicates):
         raise _bad("report.replicates", "a list of config keys", replicates, "[seed]")
+    group_by = _get(cfg, "report.group_by")
+    if group_by is not None and (
+        not isinstance(group_by, ListConfig) or not all(isinstance(k, str) for k in group_by)
+    ):
+        raise _bad(
+            "report.group_by", "null or a list of config keys or groups", group_by, "[experiment]"
+        )
 
 
 CHECKS = {

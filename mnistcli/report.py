@@ -16,7 +16,7 @@ from rich.console import Console
 from mnistcli import artifacts, plots, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.errors import UserError
-from mnistcli.runs import MISSING, Run, existing_folder, find_runs, hashable, varying_keys
+from mnistcli.runs import Run, existing_folder, find_runs, hashable, varying_keys
 
 SCORES = (("val", "accuracy"), ("val", "loss"), ("test", "accuracy"), ("test", "loss"))
 
@@ -39,21 +39,31 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def group_runs(runs: list[Run], replicates: Sequence[str]) -> tuple[list[str], list[dict]]:
-    """Group runs by the varying config keys other than `replicates`. Returns those keys and one
-    dict per group: params, runs, failed, {split}_{score}: {mean, std}, best."""
-    params = [k for k in varying_keys(runs) if k not in replicates]
+def group_runs(
+    runs: list[Run], replicates: Sequence[str], group_by: Sequence[str] | None = None
+) -> tuple[list[str], list[dict]]:
+    """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
+    the varying config keys other than `replicates`. Returns those keys and one dict per group:
+    params, runs, failed, {split}_{score}: {mean, std}, epochs, train_seconds, reference,
+    command, best."""
+    params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
     grouped: dict[tuple, list[Run]] = {}
     for run in runs:
-        key = tuple(hashable(run.config.get(k, MISSING)) for k in params)
+        key = tuple(hashable(run.value(k)) for k in params)
         grouped.setdefault(key, []).append(run)
     groups = []
     for members in grouped.values():
         done = [r for r in members if r.completed]
         group: dict[str, Any] = {
-            "params": {k: members[0].config.get(k, MISSING) for k in params},
+            "params": {k: members[0].value(k) for k in params},
             "runs": len(members),
             "failed": len(members) - len(done),
+            "epochs": mean_std([r.metrics.get("epochs_completed") or 0 for r in done])[0],
+            "train_seconds": mean_std(
+                [r.metrics.get("timing", {}).get("train_seconds") or 0.0 for r in done]
+            )[0],
+            "reference": next((refs for r in members if (refs := _run_references(r))), {}),
+            "command": command(members, replicates),
         }
         for split, name in SCORES:
             values = [v for r in done if (v := r.score(split, name)) is not None]
@@ -66,6 +76,27 @@ def group_runs(runs: list[Run], replicates: Sequence[str]) -> tuple[list[str], l
     for g in groups:
         g["best"] = g is best
     return params, groups
+
+
+def _run_references(run: Run) -> dict[str, float]:
+    """The run's own report.reference (an experiment preset's published number)."""
+    config = run.metrics.get("config") or {}
+    return references((config.get("report") or {}).get("reference"))
+
+
+def command(runs: Sequence[Run], replicates: Sequence[str]) -> str:
+    """The command line that makes these runs: the first run's overrides, its replicate keys'
+    values gathered from all of them (a multirun when there are several)."""
+    gathered: dict[str, list[str]] = {k: [] for k in replicates}
+    for run in runs:
+        for override in run.overrides:
+            key, _, value = override.partition("=")
+            if key in gathered and value not in gathered[key]:
+                gathered[key].append(value)
+    base = [o for o in (runs[0].overrides if runs else []) if o.partition("=")[0] not in gathered]
+    swept = [f"{k}={','.join(v)}" for k, v in gathered.items() if v]
+    multi = ["-m"] if any(len(v) > 1 for v in gathered.values()) else []
+    return " ".join(["mnist train", *multi, *base, *swept])
 
 
 def _sortable(value: Any) -> tuple:
@@ -118,7 +149,7 @@ def report_runs(
             "(one that holds N/metrics.json)"
         )
     replicates = list(settings.get("replicates") or [])
-    params, groups = group_runs(runs, replicates)
+    params, groups = group_runs(runs, replicates, settings.get("group_by"))
     refs = references(settings.get("reference"))
     png = _plot(root, params[0], groups, refs) if len(params) == 1 else None
     result = {
@@ -133,8 +164,51 @@ def report_runs(
     }
     artifacts.write_csv(root / "report.csv", _csv_rows(groups))
     artifacts.write_text(root / "report.json", json.dumps(result, indent=2) + "\n")
+    artifacts.write_text(root / "report.md", markdown(result))
     tables.report_table(console, result)
     return result
+
+
+def _percent(score: dict[str, float | None]) -> str:
+    if score["mean"] is None:
+        return "-"
+    std = f" ± {100 * score['std']:.2f}" if score["std"] is not None else ""
+    return f"{100 * score['mean']:.2f}{std}%"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    """report.md: one row per group: its parameters, references, test and val accuracy
+    (mean ± std), runs, epochs and training time (means over the finished runs), the command."""
+    header = [
+        *result["params"], "reference", "test accuracy", "val accuracy", "runs", "epochs",
+        "training time", "command",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for g in result["groups"]:
+        refs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in g["reference"].items()) or "-"
+        epochs = "-" if g["epochs"] is None else f"{g['epochs']:g}"
+        runs = f"{g['runs']}" + (f" ({g['failed']} failed)" if g["failed"] else "")
+        cells = [
+            *(str(v) for v in g["params"].values()), refs, _percent(g["test_accuracy"]),
+            _percent(g["val_accuracy"]), runs, epochs, _duration(g["train_seconds"]),
+            f"`{g['command']}`",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    replicates = ", ".join(result["replicates"]) or "nothing"
+    return (
+        f"{result['runs']} runs under {result['path']}, grouped by "
+        f"{', '.join(result['params']) or 'nothing'}; mean ± std over runs that differ only in "
+        f"{replicates}; epochs and training time (inside fit) are means over the finished runs.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def save_curves(run: RunDir, metrics: Mapping[str, Any]) -> Path | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,15 @@ MISSING = "-"  # a key one run's config does not have
 
 @dataclass
 class Run:
-    """One train run: its dir, its metrics.json ({} if it wrote none) and its flat config."""
+    """One train run: its dir, its metrics.json ({} if it wrote none), its flat config, Hydra's
+    choice per config group ({"experiment": "lenet5", "model": "lenet5", ...}) and the command
+    line overrides it was started with."""
 
     path: Path
     metrics: dict[str, Any]
     config: dict[str, Any]
+    choices: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -29,6 +33,10 @@ class Run:
     @property
     def completed(self) -> bool:
         return self.status == "completed"
+
+    def value(self, key: str) -> Any:
+        """A config value ("model.l2") or, failing that, a config group's choice ("experiment")."""
+        return self.config.get(key, self.choices.get(key, MISSING))
 
     def score(self, split: str, name: str) -> float | None:
         """metrics[split][name], e.g. score("val", "accuracy"); None when not recorded."""
@@ -74,6 +82,26 @@ def _read_config(root: Path, run_dir: Path, metrics: dict[str, Any]) -> dict[str
         return {}
 
 
+def _read_yaml(root: Path, path: Path) -> Any:
+    if not path.is_file() or not _inside(root, path):
+        return None
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _read_hydra(root: Path, run_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """Hydra's record of the run: the config group choices and the task's overrides."""
+    hydra = _read_yaml(root, run_dir / ".hydra" / "hydra.yaml")
+    choices = ((hydra or {}).get("hydra") or {}).get("runtime", {}).get("choices") or {}
+    overrides = _read_yaml(root, run_dir / ".hydra" / "overrides.yaml")
+    choices = {k: v for k, v in choices.items() if not k.startswith("hydra/")}
+    return choices, [str(o) for o in overrides] if isinstance(overrides, list) else []
+
+
 def is_run_dir(path: Path) -> bool:
     return (path / "metrics.json").is_file() or (path / ".hydra" / "config.yaml").is_file()
 
@@ -92,7 +120,7 @@ def find_runs(root: str | Path) -> list[Run]:
         metrics = _read_json(root, run_dir / "metrics.json")
         config = _read_config(root, run_dir, metrics)
         if metrics.get("task", "train") == "train" and (metrics or "trainer.epochs" in config):
-            runs.append(Run(run_dir, metrics, config))
+            runs.append(Run(run_dir, metrics, config, *_read_hydra(root, run_dir)))
     return sorted(runs, key=lambda r: _natural(r.path.relative_to(root)))
 
 

@@ -103,5 +103,5 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
             style="bold" if g["best"] else None,
         )
     console.print(table)
-    files = [Path(r["path"]) / f"report.{ext}" for ext in ("csv", "json")]
+    files = [Path(r["path"]) / f"report.{ext}" for ext in ("csv", "json", "md")]
     written(*files, *([r["png"]] if r["png"] else []))

@@ -20,9 +20,10 @@ from rich.console import Console
 from mnistcli import PROCESS_STARTED, artifacts, checks, loggers, pipeline, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.augment import augmenter
-from mnistcli.callbacks import FirstStep, RunRecorder, from_config, restore
+from mnistcli.callbacks import AveragedWeights, FirstStep, RunRecorder, from_config, restore
 from mnistcli.data import Mnist, Split, load, make_split
 from mnistcli.evaluate import load_checkpoint, score
+from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
 from mnistcli.progress import RichProgress
@@ -44,8 +45,8 @@ def _compiled_model(cfg: DictConfig, total_steps: int) -> keras.Model:
     opt_cfg = OmegaConf.to_container(cfg.optimizer)
     opt_cfg["lr"] = learning_rate(opt_cfg["lr"], OmegaConf.to_container(cfg.schedule), total_steps)
     model.compile(
-        optimizer=build_optimizer(**opt_cfg),
-        loss="sparse_categorical_crossentropy",
+        optimizer=build_optimizer(**opt_cfg, ema=cfg.trainer.ema),
+        loss=training_loss(cfg.trainer.label_smoothing),
         metrics=["accuracy"],
         jit_compile=cfg.trainer.jit_compile,
         steps_per_execution=cfg.trainer.steps_per_execution,
@@ -161,7 +162,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     )  # fmt: skip
     val_ds = pipeline.inference(split.x_val, split.y_val, EVAL_BATCH)
     first_step = FirstStep()
-    callbacks = [first_step, *stateful, recorder, *loggers.from_config(cfg, run)]
+    averaged = [AveragedWeights(resumed=resuming)] if cfg.trainer.ema is not None else []
+    callbacks = [first_step, *stateful, *averaged, recorder, *loggers.from_config(cfg, run)]
     callbacks.append(RichProgress(console))
     started = time.perf_counter()
     try:

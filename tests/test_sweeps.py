@@ -257,3 +257,32 @@ def test_reading_a_folder_never_leaves_it(tmp_path: Path) -> None:
     runs = find_runs(folder)
     assert [r.path.name for r in runs] == ["0"]  # 1 and 2 lead outside: not read
     assert runs[0].config == {"seed": 1}
+
+
+def test_report_by_experiment_writes_the_results_table(tmp_path: Path) -> None:
+    """RESULTS.md's way: runs of two presets, 2 seeds each, grouped by preset (report=results):
+    one row each with the preset's published number, mean ± std and the command to rerun it."""
+    short = ["data.limit=1000", "trainer.epochs=1", f"runtime.threads={THREADS}"]
+    proc = mnist("train", "-m", "experiment=ffnn,mlp_l2", "seed=0,1", *short, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folder = sweep_dir(tmp_path)
+    proc = mnist("report", str(folder), "report=results", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((folder / "report.json").read_text())
+    assert report["params"] == ["experiment"]
+    by_name = {g["params"]["experiment"]: g for g in report["groups"]}
+    assert sorted(by_name) == ["ffnn", "mlp_l2"]
+    assert by_name["ffnn"]["reference"] == {"notebook": 0.9729}
+    assert by_name["mlp_l2"]["reference"] == {"notebook (best)": 0.9833, "Hinton (2012)": 0.9847}
+    jobs = job_metrics(folder)  # ffnn seed 0, 1, then mlp_l2 seed 0, 1
+    md = (folder / "report.md").read_text()
+    for name, members in (("ffnn", jobs[:2]), ("mlp_l2", jobs[2:])):
+        assert [m["config"]["model"]["hidden"] for m in members] == (
+            [[512, 512]] * 2 if name == "ffnn" else [[500, 300]] * 2
+        )
+        values = [m["test"]["accuracy"] for m in members]
+        shown = f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}%"
+        command = f"mnist train -m experiment={name} {' '.join(short)} seed=0,1"
+        (row,) = [line for line in md.splitlines() if line.startswith(f"| {name} |")]
+        assert shown in row and f"`{command}`" in row and "| 2 | 1 |" in row, row
+    assert "notebook 97.29%" in md and "Hinton (2012) 98.47%" in md
