@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from mnistcli import artifacts
+from mnistcli import artifacts, signals
 from mnistcli.artifacts import RunDir
 from mnistcli.errors import UserError
 
@@ -98,11 +98,15 @@ class RunRecorder(keras.callbacks.Callback):
                 "callbacks": {n: callback_state(c) for n, c in self.stateful.items()},
             }
         )
-        artifacts.write_text(self.run.state_json, json.dumps({"epochs": self.entries}) + "\n")
-        artifacts.write_csv(self.run.history_csv, self.history)
-        artifacts.save_model(self.model, self.run.last)
-        if improved:
-            artifacts.copy_file(self.run.last, self.run.best)
+        with signals.deferred():  # a stop signal waits until the epoch is on disk
+            artifacts.write_text(self.run.state_json, json.dumps({"epochs": self.entries}) + "\n")
+            artifacts.write_csv(self.run.history_csv, self.history)
+            artifacts.save_model(self.model, self.run.last)
+            if improved:
+                artifacts.copy_file(self.run.last, self.run.best)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        signals.raise_if_stopped()  # the stop signal was swallowed by library code: again
 
 
 class FirstStep(keras.callbacks.Callback):

@@ -1,6 +1,10 @@
 """Ctrl-C and SIGTERM during a task: the first stops it at once as KeyboardInterrupt (the task
 writes its 'interrupted' record on the way out); a second exits on the spot. Exit codes follow
-the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+
+Two guards: inside `deferred()` (a group of files written together at an epoch's end) the stop
+waits for the block to end; and `raise_if_stopped()`, called between training steps, raises it
+again when library code swallowed it (Keras's saving has a bare `except:`)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 
 
@@ -20,6 +25,16 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+@dataclass
+class _State:
+    signum: int | None = None  # the stopping signal, once one came
+    deferring: int = 0  # depth of deferred() blocks
+    pending: bool = False  # a signal came inside a deferred() block
+
+
+_state = _State()
+
+
 @contextmanager
 def interruptible() -> Iterator[None]:
     """Within this block SIGINT and SIGTERM raise Interrupted; a second one exits at once
@@ -27,13 +42,15 @@ def interruptible() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach only the main thread; a worker thread keeps the defaults
         return
-    stopping = False
+    _state.signum, _state.pending = None, False
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if stopping:
+        if _state.signum is not None:
             os._exit(128 + signum)
-        stopping = True
+        _state.signum = signum
+        if _state.deferring:
+            _state.pending = True
+            return
         raise Interrupted(signum)
 
     saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -42,3 +59,23 @@ def interruptible() -> Iterator[None]:
     finally:
         for s, previous in saved.items():
             signal.signal(s, previous)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A stop signal that arrives inside this block takes effect when the block ends."""
+    _state.deferring += 1
+    try:
+        yield
+    finally:
+        _state.deferring -= 1
+    if _state.pending and not _state.deferring:
+        _state.pending = False
+        raise Interrupted(_state.signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise Interrupted if a stop signal came (for code that runs only while the task should
+    be going on: if it runs after the signal, the first Interrupted was swallowed)."""
+    if _state.signum is not None:
+        raise Interrupted(_state.signum)

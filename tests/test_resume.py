@@ -158,3 +158,36 @@ def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
                           cwd=tmp_path, timeout=30)  # fmt: skip
     assert proc.stdout == "first 143\n", proc.stderr
     assert proc.returncode == 130 and time.monotonic() - started < 5
+
+
+DEFERRED_AND_SWALLOWED = """
+import os, signal, time
+from mnistcli.signals import Interrupted, deferred, interruptible, raise_if_stopped
+with interruptible():
+    try:
+        with deferred():  # an epoch's files: the stop waits for them
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            print("files written", flush=True)
+    except Interrupted as e:
+        print("then stopped", e.exit_code, flush=True)
+with interruptible():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except:  # noqa: E722 (as Keras's saving code does)
+        print("swallowed", flush=True)
+    try:
+        raise_if_stopped()  # the next training step
+    except Interrupted as e:
+        print("stopped anyway", e.exit_code, flush=True)
+"""
+
+
+def test_a_stop_waits_for_the_epochs_files_and_cannot_be_swallowed(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", DEFERRED_AND_SWALLOWED], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=30)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "files written", "then stopped 143", "swallowed", "stopped anyway 130",
+    ]  # fmt: skip
