@@ -185,7 +185,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
 
     diverged = any(not math.isfinite(row.get("loss", math.nan)) for row in recorder.history)
-    best_model = load_checkpoint(run.best) if run.best.exists() else model
+    # the model in memory already holds the best epoch's weights when that was the last one
+    # (its predict function is traced, too); else the best checkpoint is loaded
+    last_is_best = recorder.best_epoch in (None, len(recorder.history))
+    best_model = load_checkpoint(run.best) if run.best.exists() and not last_is_best else model
     if not diverged or run.best.exists():
         tested = score(best_model, split.x_test, split.y_test, EVAL_BATCH)
         record["test"] = {"accuracy": tested["accuracy"], "loss": tested["loss"]}
