@@ -44,7 +44,7 @@ def group_runs(
 ) -> tuple[list[str], list[dict]]:
     """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
     the varying config keys other than `replicates`. Returns those keys and one dict per group:
-    params, runs, failed, {split}_{score}: {mean, std}, epochs, train_seconds, reference,
+    params, runs, failed, unfinished (no metrics.json yet), {split}_{score}: {mean, std}, epochs, train_seconds, reference,
     command, best."""
     params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
     grouped: dict[tuple, list[Run]] = {}
@@ -57,7 +57,8 @@ def group_runs(
         group: dict[str, Any] = {
             "params": {k: members[0].value(k) for k in params},
             "runs": len(members),
-            "failed": len(members) - len(done),
+            "failed": sum(not r.completed and not r.unfinished for r in members),
+            "unfinished": sum(r.unfinished for r in members),
             "epochs": mean_std([r.metrics.get("epochs_completed") or 0 for r in done])[0],
             "train_seconds": mean_std(
                 [r.metrics.get("timing", {}).get("train_seconds") or 0.0 for r in done]
@@ -108,7 +109,12 @@ def _sortable(value: Any) -> tuple:
 def _csv_rows(groups: list[dict]) -> list[dict[str, Any]]:
     rows = []
     for g in groups:
-        row = {**g["params"], "runs": g["runs"], "failed": g["failed"]}
+        row = {
+            **g["params"],
+            "runs": g["runs"],
+            "failed": g["failed"],
+            "unfinished": g["unfinished"],
+        }
         for split, name in SCORES:
             row[f"{split}_{name}_mean"] = g[f"{split}_{name}"]["mean"]
             row[f"{split}_{name}_std"] = g[f"{split}_{name}"]["std"]
@@ -155,7 +161,8 @@ def report_runs(
     result = {
         "path": str(root),
         "runs": len(runs),
-        "failed": sum(not r.completed for r in runs),
+        "failed": sum(not r.completed and not r.unfinished for r in runs),
+        "unfinished": sum(r.unfinished for r in runs),
         "params": params,
         "replicates": replicates,
         "groups": groups,
@@ -194,7 +201,8 @@ def markdown(result: Mapping[str, Any]) -> str:
     for g in result["groups"]:
         refs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in g["reference"].items()) or "-"
         epochs = "-" if g["epochs"] is None else f"{g['epochs']:g}"
-        runs = f"{g['runs']}" + (f" ({g['failed']} failed)" if g["failed"] else "")
+        notes = [f"{g[k]} {k}" for k in ("failed", "unfinished") if g[k]]
+        runs = f"{g['runs']}" + (f" ({', '.join(notes)})" if notes else "")
         cells = [
             *(str(v) for v in g["params"].values()), refs, _percent(g["test_accuracy"]),
             _percent(g["val_accuracy"]), runs, epochs, _duration(g["train_seconds"]),

@@ -34,6 +34,11 @@ class Run:
     def completed(self) -> bool:
         return self.status == "completed"
 
+    @property
+    def unfinished(self) -> bool:
+        """Still running, or killed: it has not written its metrics.json (yet)."""
+        return not self.metrics
+
     def value(self, key: str) -> Any:
         """A config value ("model.l2") or, failing that, a config group's choice ("experiment")."""
         return self.config.get(key, self.choices.get(key, MISSING))

@@ -86,7 +86,8 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
         f" over runs that differ only in {', '.join(r['replicates'])}" if r["replicates"] else ""
     )
     table = Table(
-        title=f"mnist report: {r['runs']} runs, {r['failed']} failed",
+        title=f"mnist report: {r['runs']} runs, {r['failed']} failed"
+        + (f", {r['unfinished']} unfinished (running or killed)" if r["unfinished"] else ""),
         caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
     )
     for key in r["params"]:

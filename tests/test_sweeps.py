@@ -286,3 +286,20 @@ def test_report_by_experiment_writes_the_results_table(tmp_path: Path) -> None:
         (row,) = [line for line in md.splitlines() if line.startswith(f"| {name} |")]
         assert shown in row and f"`{command}`" in row and "| 2 | 1 |" in row, row
     assert "notebook 97.29%" in md and "Hinton (2012) 98.47%" in md
+
+
+def test_a_run_without_metrics_is_unfinished_not_failed(sweep: Path, tmp_path: Path) -> None:
+    """A job still running (or killed) has no metrics.json yet: the report says so."""
+    import shutil
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    (copy / "3" / "metrics.json").unlink()
+    proc = mnist("report", str(copy), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 runs, 0 failed, 1 unfinished" in proc.stdout
+    report = json.loads((copy / "report.json").read_text())
+    assert [(g["runs"], g["failed"], g["unfinished"]) for g in report["groups"]] == [
+        (2, 0, 0), (2, 0, 1),
+    ]  # fmt: skip
+    assert "| 2 (1 unfinished) |" in (copy / "report.md").read_text()
