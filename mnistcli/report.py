@@ -44,8 +44,8 @@ def group_runs(
 ) -> tuple[list[str], list[dict]]:
     """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
     the varying config keys other than `replicates`. Returns those keys and one dict per group:
-    params, runs, failed, unfinished (no metrics.json yet), {split}_{score}: {mean, std}, epochs, train_seconds, reference,
-    command, best."""
+    params, runs, failed, unfinished (no metrics.json yet), {split}_{score}: {mean, std},
+    epochs, train_seconds, reference, command, best."""
     params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
     grouped: dict[tuple, list[Run]] = {}
     for run in runs:
@@ -200,7 +200,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for g in result["groups"]:
         refs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in g["reference"].items()) or "-"
-        epochs = "-" if g["epochs"] is None else f"{g['epochs']:g}"
+        epochs = "-" if g["epochs"] is None else f"{g['epochs']:.3g}"
         notes = [f"{g[k]} {k}" for k in ("failed", "unfinished") if g[k]]
         runs = f"{g['runs']}" + (f" ({', '.join(notes)})" if notes else "")
         cells = [
