@@ -54,8 +54,11 @@ def number(
     ok: Callable[[float], bool],
     want: str,
     example: str,
+    optional: bool = False,
 ) -> None:
     v = _get(cfg, key)
+    if v is None and optional:
+        return
     if not _is_number(v) or not ok(v):
         raise _bad(key, want, v, example)
 
@@ -68,8 +71,7 @@ def one_of(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
 
 def _check_model(cfg: DictConfig) -> None:
     number(cfg, "model.l2", lambda v: v >= 0, "a number >= 0 (0 = no weight decay)", "1e-4")
-    if _get(cfg, "model.dropout") is not None:
-        number(cfg, "model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.2")
+    number(cfg, "model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.2", optional=True)
     hidden = _get(cfg, "model.hidden")
     if hidden is not None and (
         not isinstance(hidden, ListConfig) or not all(_is_int(w) and w >= 1 for w in hidden)
@@ -79,27 +81,25 @@ def _check_model(cfg: DictConfig) -> None:
 
 def _check_optimizer(cfg: DictConfig) -> None:
     number(cfg, "optimizer.lr", lambda v: v > 0, "a number > 0", "0.01")
-    if _get(cfg, "optimizer.momentum") is not None:
-        number(cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.9")
+    number(
+        cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.9", optional=True
+    )
 
 
 def _check_split(cfg: DictConfig) -> None:
-    if _get(cfg, "split.fraction") is not None:
-        number(cfg, "split.fraction", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2")
-    if _get(cfg, "split.val_size") is not None:
-        whole(cfg, "split.val_size", 1, "10000")
+    number(cfg, "split.fraction", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2", optional=True)
+    whole(cfg, "split.val_size", 1, "10000", optional=True)
 
 
 def _check_callbacks(cfg: DictConfig) -> None:
     for name in _get(cfg, "callbacks") or {}:
         if _get(cfg, f"callbacks.{name}.monitor") is not None:
             one_of(cfg, f"callbacks.{name}.monitor", MONITORS)
-        if _get(cfg, f"callbacks.{name}.patience") is not None:
-            whole(cfg, f"callbacks.{name}.patience", 0, "5")
-        if _get(cfg, f"callbacks.{name}.factor") is not None:
-            number(
-                cfg, f"callbacks.{name}.factor", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2"
-            )
+        whole(cfg, f"callbacks.{name}.patience", 0, "5", optional=True)
+        number(
+            cfg, f"callbacks.{name}.factor", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2",
+            optional=True,
+        )  # fmt: skip
 
 
 def _check_schedule(cfg: DictConfig) -> None:
@@ -109,12 +109,11 @@ def _check_schedule(cfg: DictConfig) -> None:
             "reduce_lr, or drop reduce_lr from callbacks"
         )
     for key in ("schedule.alpha", "schedule.final_factor"):
-        if _get(cfg, key) is not None:
-            number(cfg, key, lambda v: 0 <= v <= 1, "a number in [0, 1]", "0.0")
-    if _get(cfg, "schedule.warmup") is not None:
-        number(cfg, "schedule.warmup", lambda v: 0 <= v < 1, "a fraction in [0, 1)", "0.3")
-    if _get(cfg, "schedule.div_factor") is not None:
-        number(cfg, "schedule.div_factor", lambda v: v >= 1, "a number >= 1", "25")
+        number(cfg, key, lambda v: 0 <= v <= 1, "a number in [0, 1]", "0.0", optional=True)
+    number(
+        cfg, "schedule.warmup", lambda v: 0 <= v < 1, "a fraction in [0, 1)", "0.3", optional=True
+    )
+    number(cfg, "schedule.div_factor", lambda v: v >= 1, "a number >= 1", "25", optional=True)
 
 
 def _check_augment(cfg: DictConfig) -> None:
@@ -151,8 +150,14 @@ def check_train(cfg: DictConfig) -> None:
         )
     whole(cfg, "data.limit", _get(cfg, "trainer.batch_size"), "2000", optional=True)
     number(cfg, "trainer.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.1")
-    if _get(cfg, "trainer.ema") is not None:
-        number(cfg, "trainer.ema", lambda v: 0 < v < 1, "null (off) or a number in (0, 1)", "0.999")
+    number(
+        cfg,
+        "trainer.ema",
+        lambda v: 0 < v < 1,
+        "null (off) or a number in (0, 1)",
+        "0.999",
+        optional=True,
+    )
     _check_model(cfg)
     _check_optimizer(cfg)
     _check_split(cfg)
