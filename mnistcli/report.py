@@ -57,7 +57,7 @@ def group_runs(
         group: dict[str, Any] = {
             "params": {k: members[0].value(k) for k in params},
             "runs": len(members),
-            "failed": sum(not r.completed and not r.unfinished for r in members),
+            "failed": sum(r.failed for r in members),
             "unfinished": sum(r.unfinished for r in members),
             "epochs": mean_std([r.metrics.get("epochs_completed") or 0 for r in done])[0],
             "train_seconds": mean_std(
@@ -161,7 +161,7 @@ def report_runs(
     result = {
         "path": str(root),
         "runs": len(runs),
-        "failed": sum(not r.completed and not r.unfinished for r in runs),
+        "failed": sum(r.failed for r in runs),
         "unfinished": sum(r.unfinished for r in runs),
         "params": params,
         "replicates": replicates,

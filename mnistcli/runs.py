@@ -39,6 +39,11 @@ class Run:
         """Still running, or killed: it has not written its metrics.json (yet)."""
         return not self.metrics
 
+    @property
+    def failed(self) -> bool:
+        """It ended without completing (failed or interrupted)."""
+        return not self.completed and not self.unfinished
+
     def value(self, key: str) -> Any:
         """A config value ("model.l2") or, failing that, a config group's choice ("experiment")."""
         return self.config.get(key, self.choices.get(key, MISSING))
@@ -76,25 +81,19 @@ def _read_json(root: Path, path: Path) -> dict[str, Any]:
 def _read_config(root: Path, run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     if isinstance(metrics.get("config"), dict):
         return flatten(metrics["config"])
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file() or not _inside(root, path):
-        return {}
-    from omegaconf import OmegaConf
-
-    try:
-        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
-    except Exception:  # a damaged config.yaml: the run still counts, without its values
-        return {}
+    config = _read_yaml(root, run_dir / ".hydra" / "config.yaml")
+    return flatten(config) if isinstance(config, dict) else {}
 
 
 def _read_yaml(root: Path, path: Path) -> Any:
+    """A YAML file Hydra wrote (interpolations left as written); None if missing or damaged."""
     if not path.is_file() or not _inside(root, path):
         return None
-    import yaml
+    from omegaconf import OmegaConf
 
     try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:  # a damaged file: the run still counts, without these values
         return None
 
 
