@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench import CASES  # bench/bench.py: the notebooks' optimizer and batch size per model
+
 HERE = Path(__file__).resolve().parent
-CASES = {"ffnn": ("rmsprop", 32), "lenet5": ("sgd", 32), "lenet5_bn": ("adam", 64)}
 REPEATS = 200
 
 
