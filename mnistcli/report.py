@@ -85,17 +85,26 @@ def _run_references(run: Run) -> dict[str, float]:
     return references((config.get("report") or {}).get("reference"))
 
 
+def _numeric_first(value: str) -> tuple:
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
 def command(runs: Sequence[Run], replicates: Sequence[str]) -> str:
-    """The command line that makes these runs: the first run's overrides, its replicate keys'
-    values gathered from all of them (a multirun when there are several)."""
-    gathered: dict[str, list[str]] = {k: [] for k in replicates}
+    """The command line that makes these runs: the overrides every one of them was started with
+    (in the first run's order), then each replicate key with the values gathered from all of
+    them, sorted (a multirun when there are several)."""
+    gathered: dict[str, set[str]] = {k: set() for k in replicates}
     for run in runs:
         for override in run.overrides:
             key, _, value = override.partition("=")
-            if key in gathered and value not in gathered[key]:
-                gathered[key].append(value)
-    base = [o for o in (runs[0].overrides if runs else []) if o.partition("=")[0] not in gathered]
-    swept = [f"{k}={','.join(v)}" for k, v in gathered.items() if v]
+            if key in gathered:
+                gathered[key].add(value)
+    common = [o for o in (runs[0].overrides if runs else []) if all(o in r.overrides for r in runs)]
+    base = [o for o in common if o.partition("=")[0] not in gathered]
+    swept = [f"{k}={','.join(sorted(v, key=_numeric_first))}" for k, v in gathered.items() if v]
     multi = ["-m"] if any(len(v) > 1 for v in gathered.values()) else []
     return " ".join(["mnist train", *multi, *base, *swept])
 

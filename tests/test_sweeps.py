@@ -15,7 +15,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics
-from mnistcli.runs import find_runs
+from mnistcli.report import command
+from mnistcli.runs import Run, find_runs
 from mnistcli.runtime import cpu_share, usable_cpus
 
 # Two jobs at once under joblib get half the cores each; the sequential sweep uses as many, so
@@ -303,3 +304,16 @@ def test_a_run_without_metrics_is_unfinished_not_failed(sweep: Path, tmp_path: P
         (2, 0, 0), (2, 0, 1),
     ]  # fmt: skip
     assert "| 2 (1 unfinished) |" in (copy / "report.md").read_text()
+
+
+def test_the_command_column_holds_what_every_replicate_shares() -> None:
+    """Replicates started separately (one with a thread override, seeds out of order) give one
+    command: the overrides all of them had, the seeds gathered and sorted."""
+    started = [
+        ["experiment=lenet5", "runtime.threads=1", "seed=2"],
+        ["experiment=lenet5", "seed=0"],
+        ["experiment=lenet5", "runtime.threads=1", "seed=10"],
+    ]
+    runs = [Run(Path(str(i)), {}, {}, overrides=o) for i, o in enumerate(started)]
+    assert command(runs, ["seed"]) == "mnist train -m experiment=lenet5 seed=0,2,10"
+    assert command(runs[1:2], ["seed"]) == "mnist train experiment=lenet5 seed=0"
