@@ -86,10 +86,11 @@ def _run_references(run: Run) -> dict[str, float]:
 
 
 def _numeric_first(value: str) -> tuple:
+    """_sortable for an override's value as typed: "10" sorts as the number 10."""
     try:
-        return (0, float(value), value)
+        return _sortable(float(value))
     except ValueError:
-        return (1, 0.0, value)
+        return _sortable(value)
 
 
 def command(runs: Sequence[Run], replicates: Sequence[str]) -> str:
