@@ -117,7 +117,11 @@ def test_top_help_lists_subcommands(tmp_path: Path) -> None:
 def test_train_help_shows_groups_and_options(tmp_path: Path) -> None:
     proc = mnist("train", "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for text in ("model: cnn_v2, ffnn, lenet5, lenet5_bn, lenet5_classic", "optimizer:", "split:"):
+    for text in (
+        "model: cnn_v2, ffnn, lenet5, lenet5_bn, lenet5_classic, strided_cnn",
+        "optimizer:",
+        "split:",
+    ):
         assert text in proc.stdout
     assert not (tmp_path / "outputs").exists()
 

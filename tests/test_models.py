@@ -30,6 +30,7 @@ def trainable(model) -> int:
         (["model=lenet5_classic"], 44_426, 44_426),
         (["model=lenet5_bn"], 45_418, 44_922),
         (["model=cnn_v2"], 276_438, 275_310),
+        (["model=strided_cnn"], 207_322, 207_226),
         (["experiment=mlp_l2"], 545_810, 545_810),
     ],
 )
@@ -61,7 +62,9 @@ def test_lenet5_bn_layers() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["ffnn", "lenet5", "lenet5_classic", "lenet5_bn", "cnn_v2"])
+@pytest.mark.parametrize(
+    "name", ["ffnn", "lenet5", "lenet5_classic", "lenet5_bn", "cnn_v2", "strided_cnn"]
+)
 def test_l2_regularises_hidden_kernels_only(name: str) -> None:
     plain = model_from(f"model={name}")
     decayed = model_from(f"model={name}", "model.l2=1e-4")
@@ -69,6 +72,17 @@ def test_l2_regularises_hidden_kernels_only(name: str) -> None:
     hidden = [layer for layer in decayed.layers[:-1] if type(layer).__name__ in ("Dense", "Conv2D")]
     assert len(decayed.losses) == len(hidden) > 0
     assert decayed.layers[-1].kernel_regularizer is None
+
+
+def test_strided_cnn_layers() -> None:
+    model = model_from("model=strided_cnn")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "Conv2D", "BatchNormalization", "Activation", "Conv2D", "BatchNormalization",
+        "Activation", "Flatten", "Dense", "Dense",
+    ]  # fmt: skip
+    assert [layer.strides for layer in model.layers if hasattr(layer, "strides")] == [(2, 2)] * 2
+    assert model.output_shape == (None, 10) and model.layers[6].output.shape[1:] == (7 * 7 * 32,)
 
 
 def test_ffnn_activation_knob() -> None:
