@@ -56,6 +56,7 @@ def run(name: str, build: Callable, epochs: int, lr: float, batch: int) -> dict:
     import keras
 
     from mnistcli import pipeline
+    from mnistcli.callbacks import FirstStep
     from mnistcli.data import load, make_split
     from mnistcli.evaluate import score
     from mnistcli.optimizers import learning_rate
@@ -70,28 +71,22 @@ def run(name: str, build: Callable, epochs: int, lr: float, batch: int) -> dict:
         optimizer=keras.optimizers.Adam(learning_rate(lr, one_cycle, steps * epochs)),
         loss="sparse_categorical_crossentropy",
     )
-    marks: list[float] = []
-
-    class FirstStep(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if not marks:
-                marks.append(time.perf_counter())
-
-    started = time.perf_counter()
+    first_step = FirstStep()
+    started = time.time()
     model.fit(
         pipeline.training(split.x_train, split.y_train, batch, 0, epochs),
         epochs=epochs,
         steps_per_epoch=steps,
         verbose=0,
-        callbacks=[FirstStep()],
+        callbacks=[first_step],
     )
-    ended = time.perf_counter()
+    ended = time.time()
     images = (steps * epochs - 1) * batch
     return {
         "model": name,
         "params": model.count_params(),
-        "first step s": f"{marks[0] - started:.1f}",
-        "images/s": f"{images / (ended - marks[0]):,.0f}",
+        "first step s": f"{first_step.ended - started:.1f}",
+        "images/s": f"{images / (ended - first_step.ended):,.0f}",
         "fit s": f"{ended - started:.1f}",
         "test accuracy": f"{score(model, split.x_test, split.y_test)['accuracy']:.2%}",
     }
