@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,16 +53,15 @@ def _candidates() -> dict[str, Callable]:
     }
 
 
-def run(name: str, build: Callable, epochs: int, lr: float, batch: int) -> dict:
+def run(split: Any, name: str, build: Callable, epochs: int, lr: float, batch: int) -> dict:
+    """One candidate trained on `split` (a mnistcli.data.Split): its row of the table."""
     import keras
 
     from mnistcli import pipeline
     from mnistcli.callbacks import FirstStep
-    from mnistcli.data import load, make_split
     from mnistcli.evaluate import score
     from mnistcli.optimizers import learning_rate
 
-    split = make_split(load(), "holdout", val_size=5000)
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = build()
@@ -101,9 +101,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--only", nargs="*")
     args = parser.parse_args()
+    from mnistcli.data import load, make_split
+
+    split = make_split(load(), "holdout", val_size=5000)  # read and checked once, for every row
     candidates = _candidates()
     rows = [
-        run(name, candidates[name], args.epochs, args.lr, args.batch)
+        run(split, name, candidates[name], args.epochs, args.lr, args.batch)
         for name in (args.only or candidates)
     ]
     print(f"\n{args.epochs} epoch(s), adam {args.lr:g} one-cycle, batch {args.batch}\n")
