@@ -72,6 +72,7 @@ def one_of(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
 def _check_model(cfg: DictConfig) -> None:
     number(cfg, "model.l2", lambda v: v >= 0, "a number >= 0 (0 = no weight decay)", "1e-4")
     number(cfg, "model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.2", optional=True)
+    number(cfg, "model.width", lambda v: 0 < v <= 16, "a number in (0, 16]", "1.5", optional=True)
     hidden = _get(cfg, "model.hidden")
     if hidden is not None and (
         not isinstance(hidden, ListConfig) or not all(_is_int(w) and w >= 1 for w in hidden)

@@ -109,19 +109,20 @@ def lenet5_bn(l2: float = 0.0) -> keras.Model:
     )
 
 
-def cnn_v2(dropout: float = 0.25, l2: float = 0.0) -> keras.Model:
+def cnn_v2(dropout: float = 0.25, l2: float = 0.0, width: float = 1.0) -> keras.Model:
     """The deeper CNN: two conv blocks with BN and max-pooling, three dense layers with BN and
-    dropout."""
+    dropout. `width` scales the convolutions' filters (32 and 64 in the notebook)."""
     reg = _l2(l2)
+    narrow, wide = round(32 * width), round(64 * width)
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
-            layers.Conv2D(32, 5, activation="relu", kernel_regularizer=reg),
-            layers.Conv2D(32, 5, activation="relu", kernel_regularizer=reg),
+            layers.Conv2D(narrow, 5, activation="relu", kernel_regularizer=reg),
+            layers.Conv2D(narrow, 5, activation="relu", kernel_regularizer=reg),
             layers.BatchNormalization(),
             layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, activation="relu", kernel_regularizer=reg),
-            layers.Conv2D(64, 3, activation="relu", kernel_regularizer=reg),
+            layers.Conv2D(wide, 3, activation="relu", kernel_regularizer=reg),
+            layers.Conv2D(wide, 3, activation="relu", kernel_regularizer=reg),
             layers.BatchNormalization(),
             layers.MaxPooling2D(2),
             layers.Flatten(),

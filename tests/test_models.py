@@ -30,6 +30,7 @@ def trainable(model) -> int:
         (["model=lenet5_classic"], 44_426, 44_426),
         (["model=lenet5_bn"], 45_418, 44_922),
         (["model=cnn_v2"], 276_438, 275_310),
+        (["model=cnn_v2", "model.width=1.5"], 451_974, 450_750),
         (["model=strided_cnn"], 207_322, 207_226),
         (["experiment=mlp_l2"], 545_810, 545_810),
     ],
