@@ -106,6 +106,13 @@ def test_l2_sweep_preset_holds_the_whole_study() -> None:
     assert cfg.report.reference == {"notebook (best)": 0.9833, "Hinton (2012)": 0.9847}
 
 
+def test_cnn_v2_wide_is_the_improved_recipe_on_a_wider_net() -> None:
+    wide, improved = composed("experiment=cnn_v2_wide"), composed("experiment=cnn_v2_improved")
+    assert (wide.model.width, improved.model.width) == (1.5, 1.0)
+    wide.model.width = 1.0
+    assert wide == improved
+
+
 def test_top_help_lists_subcommands(tmp_path: Path) -> None:
     proc = mnist("--help", cwd=tmp_path)
     assert proc.returncode == 0
