@@ -113,7 +113,7 @@ def cnn_v2(dropout: float = 0.25, l2: float = 0.0, width: float = 1.0) -> keras.
     """The deeper CNN: two conv blocks with BN and max-pooling, three dense layers with BN and
     dropout. `width` scales the convolutions' filters (32 and 64 in the notebook)."""
     reg = _l2(l2)
-    narrow, wide = round(32 * width), round(64 * width)
+    narrow, wide = (max(1, round(filters * width)) for filters in (32, 64))
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
