@@ -7,6 +7,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from conftest import mnist
+from mnistcli.errors import UserError
 from mnistcli.models import build_model
 
 
@@ -62,6 +63,11 @@ def test_lenet5_bn_layers() -> None:
         "Conv2D", "BatchNormalization", "Activation", "AveragePooling2D", "BatchNormalization",
         "Flatten", "Dense", "BatchNormalization", "Dense", "BatchNormalization", "Dense",
     ]  # fmt: skip
+
+
+def test_a_key_the_model_does_not_take_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="model lenet5 has no key width; it takes l2"):
+        build_model("lenet5", l2=0.0, width=2)
 
 
 @pytest.mark.parametrize(
