@@ -8,6 +8,7 @@ import os
 import shutil
 import zipfile
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,22 @@ def one_of(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
         raise _bad(key, f"one of {', '.join(choices)}", v, choices[0])
 
 
+def model_keys(name: str) -> list[str] | None:
+    """The keys conf/model/NAME.yaml declares (the knobs of that model's builder, and `name`);
+    None when there is no such model config."""
+    spec = resources.files("mnistcli.conf") / "model" / f"{name}.yaml"
+    return list(OmegaConf.create(spec.read_text())) if spec.is_file() else None
+
+
 def _check_model(cfg: DictConfig) -> None:
+    name = _get(cfg, "model.name")
+    takes = model_keys(name) if isinstance(name, str) else None
+    unknown = [k for k in (cfg.model if takes else ()) if k not in takes]
+    if unknown:
+        raise UserError(
+            f"model {name} has no key {', '.join(unknown)}; it takes "
+            f"{', '.join(k for k in takes if k != 'name')} (drop the +model override)"
+        )
     number(cfg, "model.l2", lambda v: v >= 0, "a number >= 0 (0 = no weight decay)", "1e-4")
     number(cfg, "model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.2", optional=True)
     number(cfg, "model.width", lambda v: 0 < v <= 16, "a number in (0, 16]", "1.5", optional=True)

@@ -151,6 +151,7 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
         ["export", "ckpt=missing.keras"],
         ["summary", "diagram=net.txt"],
         ["train", "-m", "experiment=l2_sweep", "optimizer.lr=0"],
+        ["train", "model=lenet5", "+model.width=2"],
     ],
 )
 def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
@@ -178,6 +179,10 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "optimizer.lr=0"], ["optimizer.lr"]),
         (["train", "model.l2=-1"], ["model.l2"]),
         (["train", "model=ffnn", "model.dropout=1"], ["model.dropout"]),
+        (
+            ["train", "model=lenet5", "+model.width=2"],
+            ["model lenet5 has no key width", "takes l2"],
+        ),
         (["train", "split.fraction=1.5"], ["split.fraction"]),
         (["train", "data.limit=10"], ["data.limit"]),
         (["train", "data.path=/no/such/file.npz"], ["data.path", "does not exist"]),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from conftest import mnist
-from mnistcli.errors import UserError
-from mnistcli.models import build_model
+from mnistcli.checks import model_keys
+from mnistcli.models import BUILDERS, build_model
 
 
 def model_from(*overrides: str):
@@ -65,9 +67,12 @@ def test_lenet5_bn_layers() -> None:
     ]  # fmt: skip
 
 
-def test_a_key_the_model_does_not_take_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="model lenet5 has no key width; it takes l2"):
-        build_model("lenet5", l2=0.0, width=2)
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_each_model_config_declares_its_builders_knobs(name: str) -> None:
+    """checks.py refuses model keys that conf/model/NAME.yaml does not declare, so the YAML must
+    name every knob of the builder."""
+    knobs = inspect.signature(BUILDERS[name]).parameters
+    assert sorted(model_keys(name) or []) == sorted(["name", *knobs])
 
 
 @pytest.mark.parametrize(
