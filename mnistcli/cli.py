@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from mnistcli import __version__
 from mnistcli.errors import UserError, fail
-from mnistcli.signals import interruptible
+from mnistcli.signals import interruptible, orphaned
 
 log = logging.getLogger(__name__)
 CONFIG_PATH = "pkg://mnistcli.conf"
@@ -91,7 +91,10 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     except KeyboardInterrupt as e:
         hint = f"; continue it with: mnist train resume={run_dir}" if task == "train" else ""
         print(f"mnist: interrupted{hint}", file=sys.stderr)
-        raise SystemExit(getattr(e, "exit_code", 130)) from None
+        code = getattr(e, "exit_code", 130)
+        if orphaned():  # a sweep's worker whose parent was killed: no more jobs will come
+            _exit_now(code, worker=True)
+        raise SystemExit(code) from None
     except Exception as e:
         if not _in_sweep():
             if isinstance(e, UserError):
@@ -177,12 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     _exit_now(0)
 
 
-def _exit_now(code: int | str | None) -> None:
+def _exit_now(code: int | str | None, worker: bool = False) -> None:
     """End a process that imported TensorFlow without the interpreter's teardown, which takes
     1.5-2 s there (`python -c "import tensorflow"`: 7.1 s; with os._exit after the import: 4.9 s).
     Everything is written by then: log handlers are flushed and closed, then stdout and stderr.
-    Not in a process with joblib's workers (a parallel sweep), whose shutdown stops them."""
-    if "tensorflow" not in sys.modules or "joblib" in sys.modules:
+    Not in a process with joblib's workers (a parallel sweep), whose shutdown stops them, unless
+    it is an orphaned `worker` itself."""
+    if not worker and ("tensorflow" not in sys.modules or "joblib" in sys.modules):
         return
     if isinstance(code, str):
         print(code, file=sys.stderr)

@@ -2,15 +2,21 @@
 writes its 'interrupted' record on the way out); a second exits on the spot. Exit codes follow
 the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 
+A job that Hydra's joblib launcher runs in a worker process is stopped the same way (as by
+SIGTERM) when the sweep's parent process goes away, e.g. `kill` on it: otherwise the workers would
+go on training, orphaned, until their jobs end.
+
 Two guards: inside `deferred()` (a group of files written together at an epoch's end) the stop
 waits for the block to end; and `raise_if_stopped()`, called between training steps, raises it
 again when library code swallowed it (Keras's saving has a bare `except:`)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,11 +60,36 @@ def interruptible() -> Iterator[None]:
         raise Interrupted(signum)
 
     saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    if multiprocessing.parent_process() is not None:
+        _watch_parent()
     try:
         yield
     finally:
         for s, previous in saved.items():
             signal.signal(s, previous)
+
+
+_watching: list[int] = []  # the parent's pid, once a watcher thread runs in this process
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    """In a worker process, send this process SIGTERM once its parent has gone (the worker is
+    then re-parented, so its parent pid changes). One thread per process, for all its jobs."""
+    if _watching:
+        return
+    _watching.append(os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == _watching[0]:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="mnist-parent-watch", daemon=True).start()
+
+
+def orphaned() -> bool:
+    """Whether this worker process's parent has gone (so nothing will give it another job)."""
+    return bool(_watching) and os.getppid() != _watching[0]
 
 
 @contextmanager

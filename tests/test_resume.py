@@ -191,3 +191,55 @@ def test_a_stop_waits_for_the_epochs_files_and_cannot_be_swallowed(tmp_path: Pat
     assert proc.stdout.splitlines() == [
         "files written", "then stopped 143", "swallowed", "stopped anyway 130",
     ]  # fmt: skip
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killing_a_parallel_sweeps_parent_stops_its_jobs(tmp_path: Path) -> None:
+    """`kill` on a joblib sweep's parent: its workers must stop too, record 'interrupted' and exit,
+    not go on training orphaned."""
+    job = ["model=ffnn", "data.limit=3000", "trainer.epochs=300", "callbacks=[checkpoint]"]
+    parent = subprocess.Popen(
+        [MNIST, "train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *job, "seed=0,1",
+         "hydra.sweep.dir=sweep"],
+        cwd=tmp_path, env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        for run in ("0", "1"):
+            after_first_epoch(parent, tmp_path / "sweep" / run, extra=0.0)
+        workers = children(parent.pid)
+        assert len(workers) >= 2
+        parent.terminate()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 90
+        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(running(pid) for pid in workers)
+        for run in ("0", "1"):
+            m = read_metrics(tmp_path / "sweep" / run)
+            assert m["status"] == "interrupted" and 1 <= m["epochs_completed"] < 300
+    finally:
+        for pid in workers | {parent.pid}:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
