@@ -1,5 +1,7 @@
 """A rich progress display for Keras training: epoch, step, loss/accuracy, validation metrics and
-time left, with one line per finished epoch. Replaces Keras's own step printouts (verbose=0)."""
+time left, with one line per finished epoch. Replaces Keras's own step printouts (verbose=0).
+In a sweep each epoch line starts with the job's number, as Hydra numbers them (`#3 epoch 2/15
+...`), since parallel jobs' lines interleave."""
 
 from __future__ import annotations
 
@@ -23,10 +25,21 @@ def _fmt(logs: dict, prefix: str = "") -> str:
     return text + (f"  {prefix}acc {float(acc):.2%}" if acc is not None else "")
 
 
+def sweep_job_label() -> str:
+    """'#N ' in job N of a Hydra sweep (multirun), '' otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    return f"#{HydraConfig.get().job.num} "
+
+
 class RichProgress(keras.callbacks.Callback):
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, label: str = "") -> None:
         super().__init__()
         self.console = console
+        self.label = label
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -68,7 +81,8 @@ class RichProgress(keras.callbacks.Callback):
         self.val = _fmt(logs, "val_")
         self.progress.update(self.task, val=self.val)
         self.console.print(
-            f"epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}  [cyan]{self.val}", highlight=False
+            f"{self.label}epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}  [cyan]{self.val}",
+            highlight=False,
         )
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -26,7 +26,7 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
-from mnistcli.progress import RichProgress
+from mnistcli.progress import RichProgress, sweep_job_label
 from mnistcli.report import save_curves
 from mnistcli.runtime import seed_everything, select_strategy, set_precision
 
@@ -164,7 +164,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     first_step = FirstStep()
     averaged = [AveragedWeights(resumed=resuming)] if cfg.trainer.ema is not None else []
     callbacks = [first_step, *stateful, *averaged, recorder, *loggers.from_config(cfg, run)]
-    callbacks.append(RichProgress(console))
+    callbacks.append(RichProgress(console, sweep_job_label()))
     started = time.perf_counter()
     try:
         model.fit(

@@ -164,6 +164,8 @@ def test_joblib_launcher_gives_the_sequential_results(sweep: Path, tmp_path: Pat
     proc = mnist("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SHORT, *GRID,
                  cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    for job in range(4):  # the jobs' epoch lines interleave: each says whose it is
+        assert f"#{job} epoch 1/1  loss" in proc.stdout
     parallel, sequential = job_metrics(sweep_dir(tmp_path)), job_metrics(sweep)
     assert [m["device"]["threads"] for m in parallel] == [THREADS] * 4
     for p, s in zip(parallel, sequential, strict=True):
