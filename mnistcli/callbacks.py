@@ -26,7 +26,10 @@ CALLBACK_STATE = ("wait", "best", "best_epoch", "cooldown_counter")
 
 
 def callback_state(callback: keras.callbacks.Callback) -> dict[str, float]:
-    return {k: float(getattr(callback, k)) for k in CALLBACK_STATE if hasattr(callback, k)}
+    """Its CALLBACK_STATE values that are set (EarlyStopping's `best` stays None until its
+    start_from_epoch)."""
+    values = {k: getattr(callback, k, None) for k in CALLBACK_STATE}
+    return {k: float(v) for k, v in values.items() if v is not None}
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -166,4 +169,15 @@ def from_config(callbacks: dict[str, dict[str, Any]]) -> list[keras.callbacks.Ca
         "reduce_lr": keras.callbacks.ReduceLROnPlateau,
         "terminate_on_nan": keras.callbacks.TerminateOnNaN,
     }
-    return [makers[name](**params) for name, params in callbacks.items() if name in makers]
+    made = []
+    for name, params in callbacks.items():
+        if name not in makers:
+            continue
+        try:
+            made.append(makers[name](**params))
+        except (TypeError, ValueError) as e:  # a +callbacks key Keras's class does not take
+            raise UserError(
+                f"callbacks.{name} ({makers[name].__name__}): {e}; drop or fix the +callbacks "
+                "override"
+            ) from None
+    return made

@@ -7,6 +7,8 @@ from typing import Any
 
 import keras
 
+from mnistcli.errors import UserError
+
 OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
     "adam": keras.optimizers.Adam,
@@ -45,4 +47,10 @@ def build_optimizer(
     use_ema; callbacks.AveragedWeights puts it in the model to validate and checkpoint)."""
     if ema is not None:
         knobs.update(use_ema=True, ema_momentum=ema)
-    return OPTIMIZERS[name](learning_rate=lr, **knobs)
+    try:
+        return OPTIMIZERS[name](learning_rate=lr, **knobs)
+    except (TypeError, ValueError) as e:  # a +optimizer key Keras's class does not take
+        raise UserError(
+            f"optimizer {name} ({OPTIMIZERS[name].__name__}): {e}; drop or fix the +optimizer "
+            "override"
+        ) from None

@@ -5,13 +5,17 @@ Imports Hydra and OmegaConf only; never TensorFlow."""
 
 from __future__ import annotations
 
+import difflib
+import re
 import sys
+from importlib import resources
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import (
     ConfigCompositionException,
     HydraException,
@@ -29,6 +33,10 @@ CONFIG_MODULE = "mnistcli.conf"
 EXCLUSIVE_FLAGS = ("run", "multirun", "cfg", "info", "shell_completion")
 RUN_DIR_TASKS = ("train", "eval", "predict", "show", "export")  # each run gets a dir of its own
 HYDRA_ONLY_FLAGS = ("help", "hydra_help", "info", "shell_completion", "version")
+# Sections handed to a Keras class as keyword arguments (train.py), so a key added there reaches
+# it (+optimizer.clipnorm=1.0) and Keras refuses one it does not take; a model's keys are
+# checked by checks.py, Hydra's by Hydra. A key added anywhere else would be read by nothing.
+PASSED_ON = ("optimizer.", "callbacks.", "model.", "hydra.")
 
 
 def quoted(value: str) -> str:
@@ -64,14 +72,78 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
         raise UserError(f"{_first_line(e)}; see `mnist {task} --help`") from None
     except ConfigCompositionException as e:
         cause = f": {_first_line(e.__cause__)}" if e.__cause__ else ""
+        unknown = re.match(r"Could not override '([^']+)'", str(e))
+        if unknown and "not in struct" in cause:
+            key = unknown[1]
+            raise UserError(
+                _no_such_key(task, _without(task, config_name, overrides, key), key)
+            ) from None
+        twice = re.match(r"Multiple values for ([\w.]*\w)", str(e))
+        if twice:
+            raise UserError(
+                f"{twice[1]} is chosen already; drop the + to choose another ({twice[1]}=NAME)"
+            ) from None
         raise UserError(
-            f"{_first_line(e)}{cause}; see `mnist {task} --help` for the groups and keys "
-            "(add a new key with +key=value)"
+            f"{_first_line(e)}{cause}; see `mnist {task} --help` for the groups and keys"
         ) from None
     except OverrideParseException as e:
         raise UserError(f"cannot parse the override: {_first_line(e)}") from None
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"{_first_line(e)}; see `mnist {task} --help`") from None
+
+
+def _dotted_keys(node: object, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    keys = []
+    for k, v in node.items():
+        if prefix or k != "hydra":
+            keys += [f"{prefix}{k}", *_dotted_keys(v, f"{prefix}{k}.")]
+    return keys
+
+
+def _no_such_key(task: str, cfg: DictConfig | None, key: str, added: str = "") -> str:
+    """The error line for `key`, which `cfg` (the config without it) does not have, with the
+    nearest key it has; `added`: the +override that tried to add it."""
+    keys = _dotted_keys(OmegaConf.to_container(cfg, resolve=False)) if cfg is not None else []
+    near = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    what = f", so {added} would do nothing" if added else ""
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"mnist {task} has no key {key}{what}{hint} (`mnist {task} --cfg job` lists the keys)"
+
+
+def _without(task: str, config_name: str, overrides: list[str], key: str) -> DictConfig | None:
+    """The config composed from `overrides` less those that set `key` (None if that fails)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    rest = [o.input_line for o in parsed if o.key_or_group != key]
+    try:
+        return compose(config_name, overrides=rest, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException):
+        return None
+
+
+def _is_group(o: Override) -> bool:
+    group = o.key_or_group
+    return (
+        o.package is not None or "/" in group or (resources.files(CONFIG_MODULE) / group).is_dir()
+    )
+
+
+def _check_added_keys(task: str, config_name: str, overrides: list[str]) -> None:
+    """A `+key=value` that adds a key nothing reads (a typo such as +trainer.epoch=3 would
+    otherwise be ignored in silence) is refused, naming the nearest key there is."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    added = [
+        o for o in parsed
+        if (o.is_add() or o.is_force_add()) and not _is_group(o)
+        and not o.key_or_group.startswith(PASSED_ON)
+    ]  # fmt: skip
+    if not added:
+        return
+    base = _compose(task, config_name, [o.input_line for o in parsed if o not in added])
+    for o in added:
+        if OmegaConf.select(base, o.key_or_group, default=_ABSENT) is _ABSENT:
+            raise UserError(_no_such_key(task, base, o.key_or_group, o.input_line))
 
 
 def _config_sweep(hydra_cfg: DictConfig) -> dict[str, str]:
@@ -117,6 +189,7 @@ def preflight(task: str, args: list[str]) -> None:
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name=task):
         for overrides in jobs:
             cfg = _compose(task, config_name, overrides)
+            _check_added_keys(task, config_name, overrides)
             with open_dict(cfg):
                 hydra_cfg = cfg.pop("hydra")
             CHECKS[task](cfg)

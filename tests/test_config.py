@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from conftest import MNIST, assert_user_error, mnist
+from conftest import MNIST, assert_user_error, mnist, read_metrics
 from mnistcli.checks import CHECKS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -152,6 +152,7 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
         ["summary", "diagram=net.txt"],
         ["train", "-m", "experiment=l2_sweep", "optimizer.lr=0"],
         ["train", "model=lenet5", "+model.width=2"],
+        ["train", "+trainer.epoch=3"],
     ],
 )
 def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
@@ -172,7 +173,13 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "model=nope"], ["unknown model 'nope'", "lenet5_bn"]),
         (["train", "optimizer=nope"], ["unknown optimizer 'nope'", "sgd"]),
         (["train", "experiment=nope"], ["unknown experiment 'nope'"]),
-        (["train", "trainer.epochz=3"], ["trainer.epochz"]),
+        (["train", "trainer.epochz=3"], ["no key trainer.epochz", "did you mean trainer.epochs?"]),
+        # a key added with + that nothing would read: refused, not ignored in silence
+        (["train", "+trainer.epoch=3"], ["+trainer.epoch=3 would do nothing", "trainer.epochs?"]),
+        (["train", "augment=notebook", "+augment.zooom=0.2"], ["did you mean augment.zoom?"]),
+        (["train", "+foo=1"], ["no key foo", "--cfg job"]),
+        (["eval", "+ckp=run/checkpoints/best.keras"], ["no key ckp", "did you mean ckpt?"]),
+        (["train", "+experiment=fast"], ["experiment is chosen already", "experiment=NAME"]),
         (["train", "trainer.epochs=ten"], ["trainer.epochs", "'ten'"]),
         (["train", "trainer.epochs=0"], ["trainer.epochs"]),
         (["train", "trainer.batch_size=-1"], ["trainer.batch_size"]),
@@ -218,6 +225,36 @@ def test_bad_data_file_is_one_line(tmp_path: Path) -> None:
     proc = mnist("train", "data.path=bad.npz", "hydra.run.dir=run", cwd=tmp_path)
     assert_user_error(proc, "bad.npz", "0-9")
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("+optimizer.foo=1", ["optimizer adam (Adam)", "foo", "+optimizer"]),
+        ("+callbacks.early_stopping.foo=1", ["callbacks.early_stopping", "foo", "+callbacks"]),
+    ],
+)
+def test_a_key_keras_does_not_take_is_one_line(
+    override: str, words: list[str], tmp_path: Path
+) -> None:
+    """optimizer and callbacks keys go to their Keras class, which refuses one it does not take
+    (+optimizer.clipnorm=1.0 works): after TensorFlow loads, but one line all the same."""
+    proc = mnist("train", override, "data.limit=1000", "hydra.run.dir=run", cwd=tmp_path)
+    assert_user_error(proc, *words)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_keys_added_for_keras_reach_it(tmp_path: Path) -> None:
+    """EarlyStopping's start_from_epoch leaves its `best` unset for the first epochs: the
+    per-epoch resume state must cope (it was a traceback)."""
+    proc = mnist("train", "model=ffnn", "+optimizer.clipnorm=1.0", "data.limit=1000",
+                 "+callbacks.early_stopping.start_from_epoch=2", "trainer.epochs=2",
+                 "hydra.run.dir=run", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(tmp_path / "run")
+    assert m["status"] == "completed" and m["epochs_completed"] == 2
+    assert m["config"]["optimizer"]["clipnorm"] == 1.0
+    assert m["config"]["callbacks"]["early_stopping"]["start_from_epoch"] == 2
 
 
 def test_bad_checkpoints_are_one_line(tmp_path: Path) -> None:
