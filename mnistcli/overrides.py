@@ -76,7 +76,7 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
         if unknown and "not in struct" in cause:
             key = unknown[1]
             raise UserError(
-                _no_such_key(task, _without(task, config_name, overrides, key), key)
+                _no_such_key(task, _without(config_name, overrides, key), key)
             ) from None
         twice = re.match(r"Multiple values for ([\w.]*\w)", str(e))
         if twice:
@@ -112,7 +112,7 @@ def _no_such_key(task: str, cfg: DictConfig | None, key: str, added: str = "") -
     return f"mnist {task} has no key {key}{what}{hint} (`mnist {task} --cfg job` lists the keys)"
 
 
-def _without(task: str, config_name: str, overrides: list[str], key: str) -> DictConfig | None:
+def _without(config_name: str, overrides: list[str], key: str) -> DictConfig | None:
     """The config composed from `overrides` less those that set `key` (None if that fails)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     rest = [o.input_line for o in parsed if o.key_or_group != key]
