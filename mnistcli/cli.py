@@ -15,11 +15,11 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnistcli import __version__
 from mnistcli.errors import UserError, fail
+from mnistcli.runtime import sweep_job
 from mnistcli.signals import interruptible, orphaned
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ hydra.run.dir=PATH. Runs are written to outputs/DATE/TIME/ (sweeps: outputs/mult
 
 
 def _in_sweep() -> bool:
-    return HydraConfig.get().mode == RunMode.MULTIRUN
+    return sweep_job() is not None
 
 
 # Each task's module and function, imported only when it runs (most import TensorFlow).

@@ -1,7 +1,7 @@
 """A rich progress display for Keras training: epoch, step, loss/accuracy, validation metrics and
 time left, with one line per finished epoch. Replaces Keras's own step printouts (verbose=0).
-In a sweep each epoch line starts with the job's number, as Hydra numbers them (`#3 epoch 2/15
-...`), since parallel jobs' lines interleave."""
+`label` starts each epoch line: a sweep job's number (`#3 epoch 2/15 ...`), since parallel
+jobs' lines interleave."""
 
 from __future__ import annotations
 
@@ -23,16 +23,6 @@ def _fmt(logs: dict, prefix: str = "") -> str:
         return ""
     text = f"{prefix}loss {float(loss):.4f}"
     return text + (f"  {prefix}acc {float(acc):.2%}" if acc is not None else "")
-
-
-def sweep_job_label() -> str:
-    """'#N ' in job N of a Hydra sweep (multirun), '' otherwise."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return ""
-    return f"#{HydraConfig.get().job.num} "
 
 
 class RichProgress(keras.callbacks.Callback):

@@ -58,6 +58,17 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def sweep_job() -> int | None:
+    """This job's number in a Hydra sweep (multirun), as Hydra prints it (`#3 : ...`); None
+    outside a sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return int(HydraConfig.get().job.num)
+
+
 def cpu_share(launcher: Mapping[str, Any] | None) -> int | None:
     """CPU threads one job may use under Hydra's `launcher`: its cpus_per_task (submitit) when
     set, its share of the cores when joblib runs n_jobs at once, else None (all usable cores)."""

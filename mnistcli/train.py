@@ -26,9 +26,9 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
-from mnistcli.progress import RichProgress, sweep_job_label
+from mnistcli.progress import RichProgress
 from mnistcli.report import save_curves
-from mnistcli.runtime import seed_everything, select_strategy, set_precision
+from mnistcli.runtime import seed_everything, select_strategy, set_precision, sweep_job
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -164,7 +164,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     first_step = FirstStep()
     averaged = [AveragedWeights(resumed=resuming)] if cfg.trainer.ema is not None else []
     callbacks = [first_step, *stateful, *averaged, recorder, *loggers.from_config(cfg, run)]
-    callbacks.append(RichProgress(console, sweep_job_label()))
+    job = sweep_job()  # in a sweep, each epoch line says whose it is
+    callbacks.append(RichProgress(console, f"#{job} " if job is not None else ""))
     started = time.perf_counter()
     try:
         model.fit(
