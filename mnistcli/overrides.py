@@ -106,10 +106,23 @@ def _no_such_key(task: str, cfg: DictConfig | None, key: str, added: str = "") -
     """The error line for `key`, which `cfg` (the config without it) does not have, with the
     nearest key it has; `added`: the +override that tried to add it."""
     keys = _dotted_keys(OmegaConf.to_container(cfg, resolve=False)) if cfg is not None else []
-    near = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    section, leaf = key.rpartition(".")[::2]
+    by_leaf: dict[str, list[str]] = {}
+    for k in keys:
+        by_leaf.setdefault(k.rpartition(".")[2], []).append(k)
+    siblings = [k for k in keys if k.rpartition(".")[0] == section]
+    # a near name in the same section (trainer.epoch → trainer.epochs), else the same or a near
+    # name in another one (trainer.lr → optimizer.lr, epochs → trainer.epochs)
+    near = [k for k in siblings if k.rpartition(".")[2] in _close(leaf, siblings)]
+    near = near or [by_leaf[name][0] for name in _close(leaf, list(by_leaf))]
     what = f", so {added} would do nothing" if added else ""
     hint = f"; did you mean {near[0]}?" if near else ""
     return f"mnist {task} has no key {key}{what}{hint} (`mnist {task} --cfg job` lists the keys)"
+
+
+def _close(name: str, keys: list[str]) -> list[str]:
+    """The last parts of `keys` nearest `name`, best first (difflib's ratio >= 0.75)."""
+    return difflib.get_close_matches(name, [k.rpartition(".")[2] for k in keys], n=1, cutoff=0.75)
 
 
 def _without(config_name: str, overrides: list[str], key: str) -> DictConfig | None:

@@ -174,6 +174,8 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "optimizer=nope"], ["unknown optimizer 'nope'", "sgd"]),
         (["train", "experiment=nope"], ["unknown experiment 'nope'"]),
         (["train", "trainer.epochz=3"], ["no key trainer.epochz", "did you mean trainer.epochs?"]),
+        (["train", "trainer.lr=0.1"], ["did you mean optimizer.lr?"]),  # the same name elsewhere
+        (["train", "epochs=3"], ["did you mean trainer.epochs?"]),
         # a key added with + that nothing would read: refused, not ignored in silence
         (["train", "+trainer.epoch=3"], ["+trainer.epoch=3 would do nothing", "trainer.epochs?"]),
         (["train", "augment=notebook", "+augment.zooom=0.2"], ["did you mean augment.zoom?"]),
