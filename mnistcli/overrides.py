@@ -110,10 +110,10 @@ def _no_such_key(task: str, cfg: DictConfig | None, key: str, added: str = "") -
     by_leaf: dict[str, list[str]] = {}
     for k in keys:
         by_leaf.setdefault(k.rpartition(".")[2], []).append(k)
-    siblings = [k for k in keys if k.rpartition(".")[0] == section]
     # a near name in the same section (trainer.epoch → trainer.epochs), else the same or a near
     # name in another one (trainer.lr → optimizer.lr, epochs → trainer.epochs)
-    near = [k for k in siblings if k.rpartition(".")[2] in _close(leaf, siblings)]
+    siblings = _close(leaf, [k for k in keys if k.rpartition(".")[0] == section])
+    near = [f"{section}.{n}" if section else n for n in siblings]
     near = near or [by_leaf[name][0] for name in _close(leaf, list(by_leaf))]
     what = f", so {added} would do nothing" if added else ""
     hint = f"; did you mean {near[0]}?" if near else ""
