@@ -36,6 +36,7 @@ class _State:
     signum: int | None = None  # the stopping signal, once one came
     deferring: int = 0  # depth of deferred() blocks
     pending: bool = False  # a signal came inside a deferred() block
+    parent: int | None = None  # a worker's parent pid, once a thread watches it (_watch_parent)
 
 
 _state = _State()
@@ -69,18 +70,15 @@ def interruptible() -> Iterator[None]:
             signal.signal(s, previous)
 
 
-_watching: list[int] = []  # the parent's pid, once a watcher thread runs in this process
-
-
 def _watch_parent(interval: float = 1.0) -> None:
     """In a worker process, send this process SIGTERM once its parent has gone (the worker is
     then re-parented, so its parent pid changes). One thread per process, for all its jobs."""
-    if _watching:
+    if _state.parent is not None:
         return
-    _watching.append(os.getppid())
+    _state.parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == _watching[0]:
+        while os.getppid() == _state.parent:
             time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -89,7 +87,7 @@ def _watch_parent(interval: float = 1.0) -> None:
 
 def orphaned() -> bool:
     """Whether this worker process's parent has gone (so nothing will give it another job)."""
-    return bool(_watching) and os.getppid() != _watching[0]
+    return _state.parent is not None and os.getppid() != _state.parent
 
 
 @contextmanager
