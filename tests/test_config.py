@@ -125,7 +125,7 @@ def test_train_help_shows_groups_and_options(tmp_path: Path) -> None:
     proc = mnist("train", "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for text in (
-        "model: cnn_v2, ffnn, lenet5, lenet5_bn, lenet5_classic, strided_cnn",
+        "model: cnn_v2, cnn_v3, ffnn, lenet5, lenet5_bn, lenet5_classic, strided_cnn",
         "optimizer:",
         "split:",
     ):

@@ -36,6 +36,7 @@ def trainable(model) -> int:
         (["model=cnn_v2", "model.width=1.5"], 451_974, 450_750),
         (["model=cnn_v2", "model.width=0.01"], 49_094, 48_154),  # one filter each, not zero
         (["model=strided_cnn"], 207_322, 207_226),
+        (["model=cnn_v3"], 327_242, 326_410),
         (["experiment=mlp_l2"], 545_810, 545_810),
     ],
 )
@@ -76,7 +77,7 @@ def test_each_model_config_declares_its_builders_knobs(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ffnn", "lenet5", "lenet5_classic", "lenet5_bn", "cnn_v2", "strided_cnn"]
+    "name", ["ffnn", "lenet5", "lenet5_classic", "lenet5_bn", "cnn_v2", "cnn_v3", "strided_cnn"]
 )
 def test_l2_regularises_hidden_kernels_only(name: str) -> None:
     plain = model_from(f"model={name}")
@@ -96,6 +97,20 @@ def test_strided_cnn_layers() -> None:
     ]  # fmt: skip
     assert [layer.strides for layer in model.layers if hasattr(layer, "strides")] == [(2, 2)] * 2
     assert model.output_shape == (None, 10) and model.layers[6].output.shape[1:] == (7 * 7 * 32,)
+
+
+def test_cnn_v3_layers() -> None:
+    """Batch norm after every convolution; 5x5 stride-2 convolutions where cnn_v2 pools."""
+    model = model_from("model=cnn_v3")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    block = ["Conv2D", "BatchNormalization"] * 3 + ["Dropout"]
+    assert kinds == [
+        *block, *block, "Conv2D", "BatchNormalization", "Flatten", "Dropout", "Dense",
+    ]  # fmt: skip
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.strides for c in convs] == [(1, 1), (1, 1), (2, 2), (1, 1), (1, 1), (2, 2), (1, 1)]
+    assert [c.output.shape[1] for c in convs] == [26, 24, 12, 10, 8, 4, 1]
+    assert {layer.rate for layer in model.layers if type(layer).__name__ == "Dropout"} == {0.4}
 
 
 def test_ffnn_activation_knob() -> None:
