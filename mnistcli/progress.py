@@ -1,9 +1,12 @@
 """A rich progress display for Keras training: epoch, step, loss/accuracy, validation metrics and
-time left, with one line per finished epoch. Replaces Keras's own step printouts (verbose=0).
+time left, with one line per finished epoch, printed and also logged to `mnistcli.run` (which
+conf/train.yaml sends to the run's train.log only). Replaces Keras's step printouts (verbose=0).
 `label` starts each epoch line: a sweep job's number (`#3 epoch 2/15 ...`), since parallel
 jobs' lines interleave."""
 
 from __future__ import annotations
+
+import logging
 
 import keras
 from rich.console import Console
@@ -15,6 +18,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+run_log = logging.getLogger("mnistcli.run")
 
 
 def _fmt(logs: dict, prefix: str = "") -> str:
@@ -70,10 +75,9 @@ class RichProgress(keras.callbacks.Callback):
         logs = logs or {}
         self.val = _fmt(logs, "val_")
         self.progress.update(self.task, val=self.val)
-        self.console.print(
-            f"{self.label}epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}  [cyan]{self.val}",
-            highlight=False,
-        )
+        line = f"{self.label}epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}"
+        self.console.print(f"{line}  [cyan]{self.val}", highlight=False)
+        run_log.info("%s  %s", line, self.val)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.progress.stop()

@@ -20,7 +20,7 @@ def _seconds(value: float | None, what: str) -> str:
     return "-" if value is None else f"{value:.1f} s {what}"
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
@@ -40,9 +40,9 @@ def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
         ("params", f"{m['params']:,}" if "params" in m else "-"),
         ("device", f"{device.get('type')} x{device.get('count')} ({device.get('name')})"),
         ("epochs", f"{m.get('epochs_completed', 0)} (best {m.get('best_epoch')})"),
-        ("untrained test accuracy", _pct(m.get("untrained_test_accuracy"))),
-        ("val accuracy / loss", f"{_pct(val.get('accuracy'))} / {_loss(val.get('loss'))}"),
-        ("test accuracy / loss", f"{_pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),
+        ("untrained test accuracy", pct(m.get("untrained_test_accuracy"))),
+        ("val accuracy / loss", f"{pct(val.get('accuracy'))} / {_loss(val.get('loss'))}"),
+        ("test accuracy / loss", f"{pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),
         ("train time", f"{timing.get('train_seconds', 0):.1f} s"),
         ("throughput", f"{timing.get('samples_per_second', 0):,.0f} images/s"),
         ("start-up", _seconds(timing.get("startup_seconds"), "to the first step's end")),
@@ -62,9 +62,9 @@ def eval_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     table.add_column("images", justify="right")
     counts = [sum(row) for row in m["confusion_matrix"]]
     for digit, (acc, n) in enumerate(zip(m["per_class_accuracy"], counts, strict=True)):
-        table.add_row(str(digit), _pct(acc), str(n))
+        table.add_row(str(digit), pct(acc), str(n))
     table.add_section()
-    table.add_row("all", _pct(m["test"]["accuracy"]), str(sum(counts)), style="bold")
+    table.add_row("all", pct(m["test"]["accuracy"]), str(sum(counts)), style="bold")
     console.print(table)
     console.print(f"test loss {_loss(m['test']['loss'])}   run dir {run_dir}", highlight=False)
 
@@ -99,8 +99,8 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
             *(_value(v) for v in g["params"].values()),
             str(g["runs"]),
             str(g["failed"]),
-            _mean_std(g["val_accuracy"], _pct) + (" ★" if g["best"] else ""),
-            _mean_std(g["test_accuracy"], _pct),
+            _mean_std(g["val_accuracy"], pct) + (" ★" if g["best"] else ""),
+            _mean_std(g["test_accuracy"], pct),
             style="bold" if g["best"] else None,
         )
     console.print(table)

@@ -26,7 +26,7 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
-from mnistcli.progress import RichProgress
+from mnistcli.progress import RichProgress, run_log
 from mnistcli.report import save_curves
 from mnistcli.runtime import seed_everything, select_strategy, set_precision, sweep_job
 
@@ -84,6 +84,37 @@ def _start_record(
         "data": {"source": data.source, "sha256": data.sha256, **split.sizes()},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
+    """The run's first line in train.log: what trains on what, where."""
+    data, device = record["data"], record["device"]
+    resumed = f", resuming after epoch {initial_epoch}" if initial_epoch else ""
+    return (
+        f"{record['model']} ({record['params']:,} params), seed {record['seed']}: "
+        f"{_epochs(cfg.trainer.epochs)} of batch {cfg.trainer.batch_size} on {data['train']:,} "
+        f"images, {data['val']:,} validating, {data['test']:,} testing; "
+        f"{device.get('type')} x{device.get('count')}, {device.get('precision')}{resumed}"
+    )
+
+
+def _outcome(m: dict[str, Any], run: RunDir) -> str:
+    """The run's last line in train.log: how it ended and what it scored."""
+    val, test = m["val"], m["test"]
+    line = (
+        f"{m['status']} after {_epochs(m['epochs_completed'])} (best {m['best_epoch']}): "
+        f"val accuracy {tables.pct(val['accuracy'])}, test accuracy {tables.pct(test['accuracy'])}, "
+        f"{m['timing']['train_seconds']:.1f} s in fit"
+    )
+    if m.get("error"):
+        line += f"; {m['error']}"
+    if m["status"] == "interrupted":
+        line += f"; continue with `mnist train resume={run.root}`"
+    return line
 
 
 _first_in_process = True  # the first run in this process counts its start-up from process start
@@ -152,10 +183,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "startup_seconds": first_step.ended and round(first_step.ended - began, 3),
         }
         written = artifacts.write_metrics(run.metrics_json, record)
+        run_log.info(_outcome(written, run))
         save_curves(run, written)
         return written
 
     initial_epoch = len(entries)
+    run_log.info(_start(record, cfg, initial_epoch))
     train_ds = pipeline.training(
         split.x_train, split.y_train, batch_size, cfg.seed, epochs, initial_epoch,
         augmenter(OmegaConf.to_container(cfg.augment), cfg.seed),

@@ -105,9 +105,18 @@ def test_ctrl_c_or_sigterm_stops_records_interrupted_then_resume(
     m = read_metrics(tmp_path / "run")
     assert m["status"] == "interrupted" and 1 <= m["epochs_completed"] < 4
     assert len(m["history"]) == m["epochs_completed"]
+    done = m["epochs_completed"]
+    log = (tmp_path / "run" / "train.log").read_text().splitlines()
+    assert f"interrupted after {done} epoch" in log[-1] and "mnist train resume=" in log[-1]
     resumed = mnist("train", "resume=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(tmp_path / "run", uninterrupted)
+    log = (tmp_path / "run" / "train.log").read_text().splitlines()  # appended to, not replaced
+    again = [i for i, line in enumerate(log) if f"resuming after epoch {done}" in line]
+    assert len(again) == 1 and "interrupted" in log[again[0] - 1]
+    epochs = [line.split(" - ", 1)[1].split("  ")[0] for line in log[again[0] + 1 : -1]]
+    assert epochs == [f"epoch {n}/4" for n in range(done + 1, 5)]
+    assert "completed after 4 epochs" in log[-1]
 
 
 def test_resuming_a_completed_run_does_nothing(uninterrupted: Path) -> None:

@@ -44,6 +44,15 @@ def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
     assert m["versions"]["keras"].startswith("3.")
     assert m["config"]["model"]["name"] == "lenet5" and m["config"]["data"]["limit"] == 2000
 
+    # train.log: the run's set-up, its epoch line and its outcome (the console shows the same)
+    lines = (quick_run / "train.log").read_text().splitlines()
+    log = [line.split(" - ", 1)[1] for line in lines if "[mnistcli.run][INFO]" in line]
+    assert log[0].startswith("lenet5 (303,626 params), seed 0: 1 epoch of batch 128 on 1,600")
+    assert log[1].startswith("epoch 1/1  loss ") and "val_acc" in log[1]
+    assert log[2] == (
+        f"completed after 1 epoch (best 1): val accuracy {m['val']['accuracy']:.2%}, test "
+        f"accuracy {m['test']['accuracy']:.2%}, {m['timing']['train_seconds']:.1f} s in fit"
+    )
     with open(quick_run / "history.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and rows[0]["epoch"] == "1"
