@@ -1,8 +1,8 @@
 """A rich progress display for Keras training: epoch, step, loss/accuracy, validation metrics and
 time left, with one line per finished epoch, printed and also logged to `mnistcli.run` (which
 conf/train.yaml sends to the run's train.log only). Replaces Keras's step printouts (verbose=0).
-`label` starts each epoch line: a sweep job's number (`#3 epoch 2/15 ...`), since parallel
-jobs' lines interleave."""
+`label` starts each epoch line on the console: a sweep job's number (`#3 epoch 2/15 ...`), since
+parallel jobs' lines interleave there (each job has its own train.log)."""
 
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ class RichProgress(keras.callbacks.Callback):
         logs = logs or {}
         self.val = _fmt(logs, "val_")
         self.progress.update(self.task, val=self.val)
-        line = f"{self.label}epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}"
-        self.console.print(f"{line}  [cyan]{self.val}", highlight=False)
+        line = f"epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}"
+        self.console.print(f"{self.label}{line}  [cyan]{self.val}", highlight=False)
         run_log.info("%s  %s", line, self.val)
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -166,6 +166,9 @@ def test_joblib_launcher_gives_the_sequential_results(sweep: Path, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     for job in range(4):  # the jobs' epoch lines interleave: each says whose it is
         assert f"#{job} epoch 1/1  loss" in proc.stdout
+    for job in range(4):  # and each job's own train.log has its lines
+        log = (sweep_dir(tmp_path) / str(job) / "train.log").read_text()
+        assert "][INFO] - epoch 1/1  loss" in log and "completed after 1 epoch" in log
     parallel, sequential = job_metrics(sweep_dir(tmp_path)), job_metrics(sweep)
     assert [m["device"]["threads"] for m in parallel] == [THREADS] * 4
     for p, s in zip(parallel, sequential, strict=True):
