@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnistcli import __version__
+from mnistcli import RUN_LOG, __version__
 from mnistcli.errors import UserError, fail
 from mnistcli.runtime import sweep_job
 from mnistcli.signals import interruptible, orphaned
@@ -98,6 +98,8 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     except Exception as e:
         if not _in_sweep():
             if isinstance(e, UserError):
+                if task == "train":  # the run dir Hydra made says why it holds no run
+                    RUN_LOG.error(str(e))
                 fail(str(e))
             raise
         from mnistcli.artifacts import RunDir, record_failure

@@ -1,12 +1,9 @@
 """A rich progress display for Keras training: epoch, step, loss/accuracy, validation metrics and
-time left, with one line per finished epoch, printed and also logged to `mnistcli.run` (which
-conf/train.yaml sends to the run's train.log only). Replaces Keras's step printouts (verbose=0).
-`label` starts each epoch line on the console: a sweep job's number (`#3 epoch 2/15 ...`), since
+time left, with one line per finished epoch, printed and also logged to RUN_LOG (the run's
+train.log). Replaces Keras's step printouts (verbose=0). `label` starts each epoch line on the console: a sweep job's number (`#3 epoch 2/15 ...`), since
 parallel jobs' lines interleave there (each job has its own train.log)."""
 
 from __future__ import annotations
-
-import logging
 
 import keras
 from rich.console import Console
@@ -19,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-run_log = logging.getLogger("mnistcli.run")
+from mnistcli import RUN_LOG
 
 
 def _fmt(logs: dict, prefix: str = "") -> str:
@@ -77,7 +74,7 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.update(self.task, val=self.val)
         line = f"epoch {epoch + 1}/{self.epochs}  {_fmt(logs)}"
         self.console.print(f"{self.label}{line}  [cyan]{self.val}", highlight=False)
-        run_log.info("%s  %s", line, self.val)
+        RUN_LOG.info("%s  %s", line, self.val)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.progress.stop()

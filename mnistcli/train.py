@@ -17,7 +17,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from mnistcli import PROCESS_STARTED, artifacts, checks, loggers, pipeline, tables
+from mnistcli import PROCESS_STARTED, RUN_LOG, artifacts, checks, loggers, pipeline, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.augment import augmenter
 from mnistcli.callbacks import AveragedWeights, FirstStep, RunRecorder, from_config, restore
@@ -26,7 +26,7 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
-from mnistcli.progress import RichProgress, run_log
+from mnistcli.progress import RichProgress
 from mnistcli.report import save_curves
 from mnistcli.runtime import seed_everything, select_strategy, set_precision, sweep_job
 
@@ -183,12 +183,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "startup_seconds": first_step.ended and round(first_step.ended - began, 3),
         }
         written = artifacts.write_metrics(run.metrics_json, record)
-        run_log.info(_outcome(written, run))
+        RUN_LOG.info(_outcome(written, run))
         save_curves(run, written)
         return written
 
     initial_epoch = len(entries)
-    run_log.info(_start(record, cfg, initial_epoch))
+    RUN_LOG.info(_start(record, cfg, initial_epoch))
     train_ds = pipeline.training(
         split.x_train, split.y_train, batch_size, cfg.seed, epochs, initial_epoch,
         augmenter(OmegaConf.to_container(cfg.augment), cfg.seed),

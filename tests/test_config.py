@@ -220,13 +220,16 @@ def test_unwritable_output_folder_is_one_line(tmp_path: Path) -> None:
 
 
 def test_bad_data_file_is_one_line(tmp_path: Path) -> None:
-    """The npz is read (and refused) by the job: one line, exit 2, no run left behind."""
+    """The npz is read (and refused) by the job: one line, exit 2, no metrics.json; the run dir
+    Hydra made has the reason in its train.log."""
     x = np.zeros((300, 28, 28), np.uint8)
     np.savez(tmp_path / "bad.npz", x_train=x, y_train=np.full(300, 11, np.uint8),
              x_test=x[:10], y_test=np.zeros(10, np.uint8))  # fmt: skip
     proc = mnist("train", "data.path=bad.npz", "hydra.run.dir=run", cwd=tmp_path)
     assert_user_error(proc, "bad.npz", "0-9")
     assert not (tmp_path / "run" / "metrics.json").exists()
+    (line,) = (tmp_path / "run" / "train.log").read_text().splitlines()
+    assert "[mnistcli.run][ERROR] - " in line and line.endswith(proc.stderr.strip()[14:])
 
 
 @pytest.mark.parametrize(
