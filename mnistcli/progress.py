@@ -1,7 +1,8 @@
 """A rich progress display for Keras training: epoch, step, loss/accuracy, validation metrics and
 time left, with one line per finished epoch, printed and also logged to RUN_LOG (the run's
-train.log). Replaces Keras's step printouts (verbose=0). `label` starts each epoch line on the console: a sweep job's number (`#3 epoch 2/15 ...`), since
-parallel jobs' lines interleave there (each job has its own train.log)."""
+train.log). Replaces Keras's step printouts (verbose=0). `label` starts each epoch line on the
+console: a sweep job's number (`#3 epoch 2/15 ...`), since parallel jobs' lines interleave there
+(each job has its own train.log)."""
 
 from __future__ import annotations
 
