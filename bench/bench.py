@@ -158,14 +158,28 @@ def main() -> None:
     other = Table(title="other timings (wall, from process start)")
     other.add_column("what")
     other.add_column("seconds", justify="right")
+    other.add_column("peak MiB", justify="right")
     other.add_column("note")
-    helps = [measure([MNIST, "--help"], cwd)[0] for _ in range(5)]
-    other.add_row("mnist --help", f"{statistics.median(helps):.2f}", "median of 5")
+    helps = [measure([MNIST, "--help"], cwd) for _ in range(5)]
+    other.add_row("mnist --help", f"{statistics.median(h[0] for h in helps):.2f}",
+                  f"{max(h[1] for h in helps):,.0f}", "median of 5")  # fmt: skip
     if lenet5_ckpt:
-        evals = [measure([MNIST, "eval", f"ckpt={lenet5_ckpt}", f"hydra.run.dir={cwd}/eval{i}"],
-                         cwd)[0] for i in range(3)]  # fmt: skip
-        other.add_row(f"mnist eval ({lenet5_ckpt.parent.parent.name}, 10,000 images)",
-                      f"{statistics.median(evals):.2f}", "median of 3")  # fmt: skip
+        # the checkpoint through Keras (TensorFlow), and its LiteRT export through LiteRT,
+        # taking turns so that both see the same machine
+        measure([MNIST, "export", f"ckpt={lenet5_ckpt}", "format=litert",
+                 f"hydra.run.dir={cwd}/litert"], cwd)  # fmt: skip
+        tflite = cwd / "litert" / "model.tflite"
+        evals: dict[str, list] = {"keras": [], "litert": []}
+        for i in range(5):
+            for kind, ckpt in (("keras", lenet5_ckpt), ("litert", tflite)):
+                evals[kind].append(measure([MNIST, "eval", f"ckpt={ckpt}",
+                                            f"hydra.run.dir={cwd}/eval-{kind}{i}"], cwd))  # fmt: skip
+        seconds = {k: statistics.median(e[0] for e in v) for k, v in evals.items()}
+        for kind, what in (("keras", lenet5_ckpt.name), ("litert", "its LiteRT export")):
+            note = "median of 5" + (f"; {seconds['keras'] / seconds['litert']:.2f}x sooner"
+                                    if kind == "litert" else "")  # fmt: skip
+            other.add_row(f"mnist eval, LeNet-5 {what}, 10,000 images", f"{seconds[kind]:.2f}",
+                          f"{max(e[1] for e in evals[kind]):,.0f}", note)  # fmt: skip
     console.print(other)
     console.print(f"rerun: python bench/bench.py --epochs {args.epochs} --repeats {args.repeats}"
                   f" --only {' '.join(args.only)}", highlight=False)  # fmt: skip

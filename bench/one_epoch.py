@@ -28,7 +28,8 @@ def _candidates() -> dict[str, Callable]:
     import keras
     from keras import layers
 
-    from mnistcli.models import INPUT_SHAPE, classifier, lenet5_bn, strided_cnn
+    from mnistcli.data import INPUT_SHAPE
+    from mnistcli.models import classifier, lenet5_bn, strided_cnn
 
     def strided(widths: tuple[int, ...], kernels: tuple[int, ...], dense: int) -> Callable:
         def build() -> keras.Model:

@@ -21,7 +21,7 @@ from mnistcli.runs import existing_folder
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
-EXPORT_FORMATS = ("saved_model",)
+EXPORT_FORMATS = ("saved_model", "litert")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 
 
@@ -185,8 +185,9 @@ def check_train(cfg: DictConfig) -> None:
     _check_runtime(cfg)
 
 
-def check_checkpoint(path: str) -> Path:
-    """A checkpoint path must name an existing .keras archive (a zip file)."""
+def check_checkpoint(path: str, task: str = "train", litert: bool = False) -> Path:
+    """A checkpoint path must name an existing .keras archive (a zip file), or with `litert` also
+    a LiteRT export (a .tflite flatbuffer)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(
@@ -195,6 +196,19 @@ def check_checkpoint(path: str) -> Path:
         )
     if p.is_dir():
         raise UserError(f"checkpoint {path} is a folder; pass the .keras file inside it")
+    if p.suffix.lower() == ".tflite":
+        if not litert:
+            raise UserError(
+                f"{path} is a LiteRT export, which mnist {task} cannot use; pass the .keras "
+                "checkpoint it came from"
+            )
+        with open(p, "rb") as fh:
+            if fh.read(8)[4:] != b"TFL3":  # a TFLite flatbuffer's file identifier
+                raise UserError(
+                    f"{path} is not a LiteRT model (.tflite flatbuffer); pass one that "
+                    "`mnist export format=litert` wrote"
+                )
+        return p
     if not zipfile.is_zipfile(p):
         raise UserError(
             f"checkpoint {path} is not a Keras archive (.keras zip file); pass one that "
@@ -208,7 +222,7 @@ def _check_ckpt(cfg: DictConfig, task: str) -> None:
         raise UserError(
             f"{task} needs a checkpoint: mnist {task} ckpt=RUN_DIR/checkpoints/best.keras"
         )
-    check_checkpoint(str(cfg.ckpt))
+    check_checkpoint(str(cfg.ckpt), task, litert=task in ("eval", "predict"))
 
 
 def check_eval(cfg: DictConfig) -> None:

@@ -69,6 +69,16 @@ RUNNERS = {
 WITHOUT_TENSORFLOW = ("report", "show")
 
 
+def _needs_tensorflow(task: str, cfg: DictConfig) -> bool:
+    """Whether the task will import TensorFlow: all do but report, show, and eval or predict of
+    a LiteRT export (which LiteRT runs)."""
+    from mnistcli.litert import is_litert
+
+    if task in WITHOUT_TENSORFLOW:
+        return False
+    return not (task in ("eval", "predict") and is_litert(str(cfg.get("ckpt") or "")))
+
+
 def _dispatch(task: str, cfg: DictConfig, run_dir: str) -> dict[str, Any]:
     module, function = RUNNERS[task]
     return getattr(importlib.import_module(module), function)(cfg, run_dir)
@@ -79,7 +89,7 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     sweep, a job that fails for any reason is recorded as failed and the sweep goes on."""
     from mnistcli.runtime import cpu_share, quiet_tensorflow
 
-    if task not in WITHOUT_TENSORFLOW:
+    if _needs_tensorflow(task, cfg):
         quiet_tensorflow()
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir

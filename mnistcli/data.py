@@ -26,6 +26,8 @@ IDX_NAMES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 IMAGE_SHAPE = (28, 28)
+INPUT_SHAPE = (*IMAGE_SHAPE, 1)  # what every model takes: one channel, pixels scaled to [0, 1]
+NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,58 @@
 """`mnist eval`: load a checkpoint (safely) and score it on the test set. `score` is also how
-`mnist train` scores its best checkpoint, so both report the same numbers."""
+`mnist train` scores its best checkpoint, so both report the same numbers.
+
+A .keras checkpoint runs through Keras (TensorFlow); a .tflite export (`mnist export
+format=litert`) through LiteRT, without importing TensorFlow, which is why this module imports
+Keras only where it needs it."""
 
 from __future__ import annotations
 
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import keras
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from mnistcli import artifacts, checks, pipeline, tables
+from mnistcli import artifacts, checks, litert, tables
 from mnistcli.artifacts import RunDir
-from mnistcli.data import load
+from mnistcli.data import INPUT_SHAPE, NUM_CLASSES, load
 from mnistcli.errors import UserError
-from mnistcli.models import INPUT_SHAPE, NUM_CLASSES
-from mnistcli.runtime import select_strategy
+from mnistcli.runtime import cpu_name, select_strategy, usable_cpus
+
+if TYPE_CHECKING:
+    import keras
 
 EPSILON = 1e-7  # Keras clips probabilities by this much in its cross-entropy
 
 
-def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
-    """Accuracy and mean cross-entropy of `model` on uint8 images `x`, labels `y`; also the
-    predicted labels and the probabilities."""
-    probs = model.predict(pipeline.inference(x, y, batch_size), verbose=0)
+class Classifier(Protocol):
+    """What scoring needs of a model, whichever file it came from."""
+
+    name: str
+    params: int | None
+
+    def probabilities(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray: ...
+
+
+class KerasClassifier:
+    """A Keras model as a Classifier: uint8 images in, through the training pipeline's scaling."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model, self.name, self.params = model, model.name, model.count_params()
+
+    def probabilities(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        from mnistcli import pipeline  # TensorFlow
+
+        labels = np.zeros(len(x), np.int64)  # the pipeline pairs images with labels; unused here
+        return self.model.predict(pipeline.inference(x, labels, batch_size), verbose=0)
+
+
+def score_probabilities(probs: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy and mean cross-entropy of class probabilities `probs` against labels `y`; also
+    the predicted labels and the probabilities."""
     predicted = probs.argmax(axis=1)
     p_true = np.clip(probs[np.arange(len(y)), y], EPSILON, 1.0 - EPSILON)
     return {
@@ -37,9 +63,27 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 10
     }
 
 
+def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
+    """score_probabilities of a Keras `model` on uint8 images `x`, labels `y`."""
+    return score_probabilities(KerasClassifier(model).probabilities(x, batch_size), y)
+
+
+def load_classifier(cfg: DictConfig) -> tuple[Classifier, dict[str, Any]]:
+    """The model `cfg.ckpt` holds, ready to score images, and the device it runs on: a .tflite
+    export through LiteRT (TensorFlow never loads), a .keras checkpoint through Keras."""
+    if litert.is_litert(cfg.ckpt):
+        threads = cfg.runtime.threads or usable_cpus()
+        device = {"type": "cpu", "name": cpu_name(), "count": 1, "threads": threads}
+        return litert.LiteRTModel(cfg.ckpt, threads), {**device, "runtime": "litert"}
+    _, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
+    return KerasClassifier(load_checkpoint(cfg.ckpt)), device
+
+
 def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> keras.Model:
     """Load a .keras checkpoint in safe mode (no arbitrary code) and check its input shape;
     `with_optimizer`: compiled, with the optimizer's saved state (to go on training)."""
+    import keras
+
     p = checks.check_checkpoint(str(path))
     try:
         model = keras.models.load_model(p, compile=with_optimizer, safe_mode=True)
@@ -68,10 +112,9 @@ def evaluate(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     checks.check_eval(cfg)
     run = RunDir(run_dir)
     data = load(cfg.data.path)
-    _, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
     started = time.perf_counter()
-    model = load_checkpoint(cfg.ckpt)
-    result = score(model, data.x_test, data.y_test, cfg.batch_size)
+    model, device = load_classifier(cfg)
+    result = score_probabilities(model.probabilities(data.x_test, cfg.batch_size), data.y_test)
     y, predicted = data.y_test, result["predicted"]
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
     np.add.at(confusion, (y, predicted), 1)
@@ -81,7 +124,7 @@ def evaluate(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "status": "completed",
         "ckpt": str(Path(cfg.ckpt).resolve()),
         "model": model.name,
-        "params": model.count_params(),
+        "params": model.params,
         "test": {"accuracy": result["accuracy"], "loss": result["loss"]},
         "per_class_accuracy": [float(a) for a in per_class],
         "confusion_matrix": confusion.tolist(),

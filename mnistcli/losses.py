@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from mnistcli.models import NUM_CLASSES
+from mnistcli.data import NUM_CLASSES
 
 
 @keras.saving.register_keras_serializable(package="mnistcli")

@@ -12,10 +12,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from mnistcli.data import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.errors import UserError
-
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 
 
 def classifier() -> layers.Dense:

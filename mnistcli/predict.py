@@ -18,7 +18,6 @@ from mnistcli import artifacts, checks, plots, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.errors import UserError
 from mnistcli.images import UnreadableImage, image_files, to_mnist
-from mnistcli.runtime import select_strategy
 
 GUESSES = 3  # the likeliest digits listed per image
 
@@ -83,12 +82,10 @@ def predict(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     probs: dict[Path, np.ndarray] = {}
     if digits:
-        from mnistcli.evaluate import load_checkpoint
+        from mnistcli.evaluate import load_classifier
 
-        select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
-        model = load_checkpoint(cfg.ckpt)
-        batch = np.stack(list(digits.values()))[..., None].astype(np.float32) / 255.0
-        probs = dict(zip(digits, model.predict(batch, verbose=0), strict=True))
+        model, _ = load_classifier(cfg)
+        probs = dict(zip(digits, model.probabilities(np.stack(list(digits.values()))), strict=True))
 
     rows = _rows(files, probs, errors)
     run = RunDir(run_dir)

@@ -1,16 +1,19 @@
 """`mnist predict` on image files (MNIST digits saved as PNG/JPEG in other sizes and polarities,
-broken files), the MNIST-style conversion, and `mnist export`'s SavedModel round trip."""
+broken files), the MNIST-style conversion, and `mnist export`'s SavedModel and LiteRT round trips."""
 
 from __future__ import annotations
 
 import csv
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import assert_real_png, assert_user_error, mnist
+from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics
 from mnistcli.data import load
 from mnistcli.images import UnreadableImage, to_mnist
 
@@ -121,3 +124,60 @@ def test_export_saved_model_gives_the_checkpoints_predictions(
     expected = keras.models.load_model(ckpt).predict(x, verbose=0)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert_user_error(mnist("export", f"ckpt={ckpt}", "format=onnx", cwd=tmp_path), "saved_model")
+
+
+def imports_of(*args: str, cwd: Path) -> set[str]:
+    """Run `mnist ARGS` (it must succeed) and return the modules it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", MNIST, *args], cwd=cwd,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+
+def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
+    trained_run: Path, test_digits: tuple, tmp_path: Path
+) -> None:
+    ckpt = trained_run / "checkpoints" / "best.keras"
+    proc = mnist("export", f"ckpt={ckpt}", "format=litert", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exported = tmp_path / "run" / "model.tflite"
+    assert f"written: {exported}" in proc.stdout and f"mnist eval ckpt={exported}" in proc.stdout
+    assert exported.read_bytes()[4:8] == b"TFL3" and not list((tmp_path / "run").glob(".tmp*"))
+
+    # eval: the checkpoint's test score (as `mnist train` took it), with no TensorFlow loaded
+    imported = imports_of("eval", f"ckpt={exported}", "hydra.run.dir=ev", cwd=tmp_path)
+    assert "ai_edge_litert.interpreter" in imported  # the trace is real
+    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+    e, t = read_metrics(tmp_path / "ev"), read_metrics(trained_run)
+    assert e["status"] == "completed" and e["device"]["runtime"] == "litert"
+    assert e["test"]["accuracy"] == t["test"]["accuracy"] > 0.9
+    assert math.isclose(e["test"]["loss"], t["test"]["loss"], rel_tol=1e-5)
+    assert sum(map(sum, e["confusion_matrix"])) == 10_000
+    assert_real_png(tmp_path / "ev" / "errors.png", 400, 300)
+
+    # predict: the checkpoint's probabilities for the same images, again without TensorFlow
+    x, _ = test_digits
+    (tmp_path / "digits").mkdir()
+    for i, digit in enumerate(x):
+        Image.fromarray(digit).save(tmp_path / "digits" / f"{i:02d}.png")
+    imported = imports_of("predict", f"ckpt={exported}", "images=digits", "hydra.run.dir=lite",
+                          cwd=tmp_path)  # fmt: skip
+    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+    proc = mnist("predict", f"ckpt={ckpt}", "images=digits", "hydra.run.dir=keras", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {}
+    for run in ("lite", "keras"):
+        with open(tmp_path / run / "predictions.csv") as fh:
+            rows[run] = [(r["digit"], float(r["probability"])) for r in csv.DictReader(fh)]
+    assert [d for d, _ in rows["lite"]] == [d for d, _ in rows["keras"]]
+    np.testing.assert_allclose([p for _, p in rows["lite"]], [p for _, p in rows["keras"]],
+                               atol=1e-5)  # fmt: skip
+
+
+def test_litert_mistakes_are_one_line(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "junk.tflite").write_bytes(b"\0" * 64)
+    assert_user_error(mnist("eval", "ckpt=junk.tflite", cwd=tmp_path), "not a LiteRT model")
+    (tmp_path / "model.tflite").write_bytes(b"\0\0\0\0TFL3" + b"\0" * 56)  # a broken one
+    assert_user_error(mnist("eval", "ckpt=model.tflite", cwd=tmp_path), "cannot load")
+    assert_user_error(mnist("export", "ckpt=model.tflite", cwd=tmp_path), "the .keras checkpoint")
+    assert_user_error(mnist("train", "resume=model.tflite", cwd=tmp_path))
