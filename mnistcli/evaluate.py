@@ -72,6 +72,11 @@ def load_classifier(cfg: DictConfig) -> tuple[Classifier, dict[str, Any]]:
     """The model `cfg.ckpt` holds, ready to score images, and the device it runs on: a .tflite
     export through LiteRT (TensorFlow never loads), a .keras checkpoint through Keras."""
     if litert.is_litert(cfg.ckpt):
+        if cfg.device == "gpu":
+            raise UserError(
+                f"device=gpu, but LiteRT runs {cfg.ckpt} on the CPU here; use device=auto, or "
+                "pass the .keras checkpoint it came from"
+            )
         threads = cfg.runtime.threads or usable_cpus()
         device = {"type": "cpu", "name": cpu_name(), "count": 1, "threads": threads}
         return litert.LiteRTModel(cfg.ckpt, threads), {**device, "runtime": "litert"}

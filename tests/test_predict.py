@@ -174,10 +174,11 @@ def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
                                atol=1e-5)  # fmt: skip
 
 
-def test_litert_mistakes_are_one_line(trained_run: Path, tmp_path: Path) -> None:
+def test_litert_mistakes_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "junk.tflite").write_bytes(b"\0" * 64)
     assert_user_error(mnist("eval", "ckpt=junk.tflite", cwd=tmp_path), "not a LiteRT model")
     (tmp_path / "model.tflite").write_bytes(b"\0\0\0\0TFL3" + b"\0" * 56)  # a broken one
     assert_user_error(mnist("eval", "ckpt=model.tflite", cwd=tmp_path), "cannot load")
     assert_user_error(mnist("export", "ckpt=model.tflite", cwd=tmp_path), "the .keras checkpoint")
+    assert_user_error(mnist("eval", "ckpt=model.tflite", "device=gpu", cwd=tmp_path), "device=auto")
     assert_user_error(mnist("train", "resume=model.tflite", cwd=tmp_path))
