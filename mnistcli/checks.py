@@ -195,7 +195,8 @@ def check_checkpoint(path: str, task: str = "train", litert: bool = False) -> Pa
             "train run"
         )
     if p.is_dir():
-        raise UserError(f"checkpoint {path} is a folder; pass the .keras file inside it")
+        kinds = ".keras or .tflite" if litert else ".keras"
+        raise UserError(f"checkpoint {path} is a folder; pass the {kinds} file inside it")
     if p.suffix.lower() == ".tflite":
         if not litert:
             raise UserError(

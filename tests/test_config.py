@@ -205,6 +205,7 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["frobnicate"], ["unknown subcommand"]),
         (["eval"], ["ckpt="]),
         (["eval", "ckpt=missing.keras"], ["missing.keras", "does not exist"]),
+        (["eval", "ckpt=."], ["is a folder", "the .keras or .tflite file inside it"]),
     ],
 )
 def test_user_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:
