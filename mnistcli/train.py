@@ -183,7 +183,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "startup_seconds": first_step.ended and round(first_step.ended - began, 3),
         }
         written = artifacts.write_metrics(run.metrics_json, record)
-        RUN_LOG.info(_outcome(written, run))
+        level = logging.INFO if status == "completed" else logging.WARNING
+        RUN_LOG.log(level, _outcome(written, run))
         save_curves(run, written)
         return written
 

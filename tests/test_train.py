@@ -154,6 +154,8 @@ def test_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
     assert m["epochs_completed"] == 1  # terminate_on_nan stopped the first epoch
     assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
     assert proc.returncode == 1 and "training failed" in proc.stderr
+    last = (tmp_path / "run" / "train.log").read_text().splitlines()[-1]
+    assert "[mnistcli.run][WARNING] - failed after 1 epoch" in last and "lower optimizer.lr" in last
 
 
 def test_multirun_goes_to_outputs_multirun(tmp_path: Path) -> None:
