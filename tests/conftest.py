@@ -28,6 +28,19 @@ def mnist(
     )
 
 
+def mnist_imports(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `mnist ARGS` in `cwd` under `python -X importtime`; return the finished process and
+    the modules it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", MNIST, *args], cwd=cwd, capture_output=True, text=True
+    )
+    return proc, {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+
+def imports_tensorflow(imported: set[str]) -> bool:
+    return any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+
+
 def write_idx(folder: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> Path:
     """Write the four arrays as MNIST's IDX files (gzipped or not) into a new `folder`."""
     folder.mkdir()

@@ -3,15 +3,19 @@ end in one clear line."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from conftest import MNIST, assert_user_error, mnist, read_metrics
+from conftest import (
+    assert_user_error,
+    imports_tensorflow,
+    mnist,
+    mnist_imports,
+    read_metrics,
+)
 from mnistcli.checks import CHECKS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -156,15 +160,9 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
     ],
 )
 def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", MNIST, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    _, imported = mnist_imports(*args, cwd=tmp_path)
     assert "hydra" in imported  # the trace is real
-    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+    assert not imports_tensorflow(imported)
 
 
 @pytest.mark.parametrize(

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics
+from conftest import (
+    assert_real_png,
+    assert_user_error,
+    imports_tensorflow,
+    mnist,
+    mnist_imports,
+    read_metrics,
+)
 
 
 def test_show_draws_digits_and_one_digits_pixel_values(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", MNIST, "show", "show.n=12", "show.index=3",
-         "hydra.run.dir=train"],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
+    proc, imported = mnist_imports("show", "show.n=12", "show.index=3", "hydra.run.dir=train",
+                                   cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert "matplotlib" in imported and "tensorflow" not in imported  # no TensorFlow needed
+    assert "matplotlib" in imported and not imports_tensorflow(imported)  # no TensorFlow needed
     digits, digit = tmp_path / "train" / "digits.png", tmp_path / "train" / "digit_3.png"
     assert f"written: {digits}" in proc.stdout and f"written: {digit}" in proc.stdout
     assert_real_png(digits, 1000, 250)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics
+from conftest import (
+    assert_real_png,
+    assert_user_error,
+    imports_tensorflow,
+    mnist,
+    mnist_imports,
+    read_metrics,
+)
 from mnistcli.data import load
 from mnistcli.images import UnreadableImage, to_mnist
 
@@ -126,14 +131,6 @@ def test_export_saved_model_gives_the_checkpoints_predictions(
     assert_user_error(mnist("export", f"ckpt={ckpt}", "format=onnx", cwd=tmp_path), "saved_model")
 
 
-def imports_of(*args: str, cwd: Path) -> set[str]:
-    """Run `mnist ARGS` (it must succeed) and return the modules it imported."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", MNIST, *args], cwd=cwd,
-                          capture_output=True, text=True)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-
-
 def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
     trained_run: Path, test_digits: tuple, tmp_path: Path
 ) -> None:
@@ -145,9 +142,10 @@ def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
     assert exported.read_bytes()[4:8] == b"TFL3" and not list((tmp_path / "run").glob(".tmp*"))
 
     # eval: the checkpoint's test score (as `mnist train` took it), with no TensorFlow loaded
-    imported = imports_of("eval", f"ckpt={exported}", "hydra.run.dir=ev", cwd=tmp_path)
+    proc, imported = mnist_imports("eval", f"ckpt={exported}", "hydra.run.dir=ev", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ai_edge_litert.interpreter" in imported  # the trace is real
-    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+    assert not imports_tensorflow(imported)
     e, t = read_metrics(tmp_path / "ev"), read_metrics(trained_run)
     assert e["status"] == "completed" and e["device"]["runtime"] == "litert"
     assert e["test"]["accuracy"] == t["test"]["accuracy"] > 0.9
@@ -160,9 +158,10 @@ def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
     (tmp_path / "digits").mkdir()
     for i, digit in enumerate(x):
         Image.fromarray(digit).save(tmp_path / "digits" / f"{i:02d}.png")
-    imported = imports_of("predict", f"ckpt={exported}", "images=digits", "hydra.run.dir=lite",
-                          cwd=tmp_path)  # fmt: skip
-    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+    proc, imported = mnist_imports("predict", f"ckpt={exported}", "images=digits",
+                                   "hydra.run.dir=lite", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not imports_tensorflow(imported)
     proc = mnist("predict", f"ckpt={ckpt}", "images=digits", "hydra.run.dir=keras", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = {}

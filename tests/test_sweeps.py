@@ -7,14 +7,19 @@ import csv
 import json
 import math
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics
+from conftest import (
+    assert_real_png,
+    assert_user_error,
+    imports_tensorflow,
+    mnist,
+    mnist_imports,
+    read_metrics,
+)
 from mnistcli.report import command
 from mnistcli.runs import Run, find_runs
 from mnistcli.runtime import cpu_share, usable_cpus
@@ -236,16 +241,10 @@ def test_cpu_share(launcher: dict, share: int | None) -> None:
 
 
 def test_report_imports_no_tensorflow(sweep: Path, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", MNIST, "report", str(sweep)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    proc, imported = mnist_imports("report", str(sweep), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "matplotlib" in imported  # the trace is real: it drew report.png
-    assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in imported)
+    assert not imports_tensorflow(imported)
 
 
 def test_reading_a_folder_never_leaves_it(tmp_path: Path) -> None:
