@@ -20,7 +20,7 @@ from mnistcli import artifacts, checks, litert, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.data import INPUT_SHAPE, NUM_CLASSES, load
 from mnistcli.errors import UserError
-from mnistcli.runtime import cpu_name, select_strategy, usable_cpus
+from mnistcli.runtime import cpu_device, select_strategy, usable_cpus
 
 if TYPE_CHECKING:
     import keras
@@ -78,8 +78,7 @@ def load_classifier(cfg: DictConfig) -> tuple[Classifier, dict[str, Any]]:
                 "pass the .keras checkpoint it came from"
             )
         threads = cfg.runtime.threads or usable_cpus()
-        device = {"type": "cpu", "name": cpu_name(), "count": 1, "threads": threads}
-        return litert.LiteRTModel(cfg.ckpt, threads), {**device, "runtime": "litert"}
+        return litert.LiteRTModel(cfg.ckpt, threads), {**cpu_device(threads), "runtime": "litert"}
     _, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
     return KerasClassifier(load_checkpoint(cfg.ckpt)), device
 

@@ -96,6 +96,11 @@ def limit_threads(threads: int | None) -> int:
     return tf.config.threading.get_intra_op_parallelism_threads() or usable_cpus()
 
 
+def cpu_device(threads: int, count: int = 1) -> dict[str, Any]:
+    """How metrics.json describes a run on this CPU (`count` logical devices)."""
+    return {"type": "cpu", "name": cpu_name(), "count": count, "threads": threads}
+
+
 def select_strategy(
     device: str, logical_cpus: int = 1, threads: int | None = None
 ) -> tuple[Any, dict[str, Any]]:
@@ -128,7 +133,7 @@ def select_strategy(
         if len(gpus) > 1:
             return tf.distribute.MirroredStrategy(), {**info, "strategy": "MirroredStrategy"}
         return tf.distribute.OneDeviceStrategy("/gpu:0"), {**info, "strategy": "OneDeviceStrategy"}
-    info = {"type": "cpu", "name": cpu_name(), "count": logical_cpus, "threads": threads}
+    info = cpu_device(threads, logical_cpus)
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
