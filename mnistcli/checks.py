@@ -223,7 +223,9 @@ def _check_ckpt(cfg: DictConfig, task: str) -> None:
         raise UserError(
             f"{task} needs a checkpoint: mnist {task} ckpt=RUN_DIR/checkpoints/best.keras"
         )
-    check_checkpoint(str(cfg.ckpt), task, litert=task in ("eval", "predict"))
+    from mnistcli import litert
+
+    check_checkpoint(str(cfg.ckpt), task, litert=task in litert.TASKS)
 
 
 def check_eval(cfg: DictConfig) -> None:

@@ -72,11 +72,11 @@ WITHOUT_TENSORFLOW = ("report", "show")
 def _needs_tensorflow(task: str, cfg: DictConfig) -> bool:
     """Whether the task will import TensorFlow: all do but report, show, and eval or predict of
     a LiteRT export (which LiteRT runs)."""
-    from mnistcli.litert import is_litert
+    from mnistcli import litert
 
     if task in WITHOUT_TENSORFLOW:
         return False
-    return not (task in ("eval", "predict") and is_litert(str(cfg.get("ckpt") or "")))
+    return not (task in litert.TASKS and litert.is_litert(str(cfg.get("ckpt") or "")))
 
 
 def _dispatch(task: str, cfg: DictConfig, run_dir: str) -> dict[str, Any]:

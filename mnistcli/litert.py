@@ -11,6 +11,7 @@ from mnistcli.data import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.errors import UserError
 
 SUFFIX = ".tflite"
+TASKS = ("eval", "predict")  # the subcommands that take a .tflite as ckpt=
 
 
 def is_litert(path: str | Path) -> bool:
