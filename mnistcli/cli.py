@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnistcli import RUN_LOG, __version__
+from mnistcli import RUN_LOG, __version__, completion
 from mnistcli.errors import UserError, fail
 from mnistcli.runtime import sweep_job
 from mnistcli.signals import interruptible, orphaned
@@ -31,7 +31,7 @@ SUBCOMMANDS = {
     "show": "draw MNIST digits (digits.png, one digit's pixel values): mnist show show.n=20",
     "summary": "print a model's layers and parameter counts: mnist summary model=lenet5",
     "report": "summarise a sweep or folder of runs (table, report.csv/json/png): mnist report PATH",
-    "export": "a checkpoint as a TensorFlow SavedModel: mnist export ckpt=PATH",
+    "export": "a checkpoint as a SavedModel or LiteRT model: mnist export ckpt=PATH format=litert",
 }
 USAGE = """usage: mnist SUBCOMMAND [key=value ...] [hydra flags]
 
@@ -49,6 +49,8 @@ hydra.run.dir=PATH. Runs are written to outputs/DATE/TIME/ (sweeps: outputs/mult
   mnist train -m hydra/launcher=joblib ...   jobs in parallel (submitit_slurm: on a cluster)
   mnist train -m hparams_search=optuna    Optuna search over lr, l2 and dropout
   mnist train logger=tensorboard          also TensorBoard logs: tensorboard --logdir outputs
+  eval "$(mnist -sc install=bash)"        tab completion of subcommands, groups, options, keys
+                                          (zsh: after bashcompinit; fish: install=fish | source)
 """
 
 
@@ -217,6 +219,12 @@ def _main(argv: list[str] | None) -> None:
         raise SystemExit(0 if args else 2)
     if args[0] in ("-V", "--version"):
         print(f"mnistcli {__version__}")
+        return
+    if completion.requested(args):
+        try:
+            completion.complete(args, TASKS)
+        except UserError as e:
+            fail(str(e))
         return
     task, rest = args[0], args[1:]
     if task not in TASKS:

@@ -28,11 +28,17 @@ def mnist(
     )
 
 
-def mnist_imports(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
-    """Run `mnist ARGS` in `cwd` under `python -X importtime`; return the finished process and
-    the modules it imported."""
+def mnist_imports(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `mnist ARGS` in `cwd` (with `env` added) under `python -X importtime`; return the
+    finished process and the modules it imported."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", MNIST, *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", MNIST, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
     )
     return proc, {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
 

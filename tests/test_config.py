@@ -201,6 +201,8 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "callbacks=[reduce_lr]"], ["reduce_lr", "schedule=constant"]),
         (["train", "-m", "seed=0,1", "model=lenet5,nope"], ["unknown model 'nope'"]),
         (["frobnicate"], ["unknown subcommand"]),
+        (["-sc"], ["install=SHELL", "mnist -sc install=bash"]),
+        (["train", "-sc", "install=tcsh"], ["bash, zsh, fish", "'install=tcsh'"]),
         (["eval"], ["ckpt="]),
         (["eval", "ckpt=missing.keras"], ["missing.keras", "does not exist"]),
         (["eval", "ckpt=."], ["is a folder", "the .keras or .tflite file inside it"]),
