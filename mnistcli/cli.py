@@ -247,5 +247,5 @@ def _main(argv: list[str] | None) -> None:
         preflight(task, rest)
     except UserError as e:
         fail(str(e))
-    sys.argv = [f"mnist-{task}", *rest]
+    sys.argv = [f"mnist {task}", *rest]  # the command as Hydra's own help writes it
     TASKS[task]()

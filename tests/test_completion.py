@@ -68,3 +68,13 @@ def test_fish_queries_get_one_candidate_a_line_without_tensorflow(tmp_path: Path
     proc = mnist("-sc", "query=fish", cwd=tmp_path, env={"COMP_LINE": "mnist s"})
     assert proc.stdout.split("\n") == ["show", "summary", ""]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_hydra_help_shows_commands_that_install_it(tmp_path: Path) -> None:
+    helped = mnist("eval", "--hydra-help", cwd=tmp_path).stdout
+    assert 'eval "$(mnist eval -sc install=bash)"' in helped
+    script = mnist("eval", "-sc", "install=bash", cwd=tmp_path)
+    assert (
+        script.returncode == 0
+        and script.stdout == mnist("-sc", "install=bash", cwd=tmp_path).stdout
+    )
