@@ -56,7 +56,7 @@ def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
 
 
 def eval_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
-    table = Table(title="mnist eval", caption=escape(m["ckpt"]))
+    table = Table(title="mnist eval")
     table.add_column("class", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("images", justify="right")
@@ -66,7 +66,11 @@ def eval_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     table.add_section()
     table.add_row("all", pct(m["test"]["accuracy"]), str(sum(counts)), style="bold")
     console.print(table)
-    console.print(f"test loss {_loss(m['test']['loss'])}   run dir {run_dir}", highlight=False)
+    # paths in full on lines of their own, unbroken (a caption would be cut to the table's width)
+    console.print(f"checkpoint {escape(m['ckpt'])}", highlight=False, soft_wrap=True)
+    console.print(
+        f"test loss {_loss(m['test']['loss'])}   run dir {run_dir}", highlight=False, soft_wrap=True
+    )
 
 
 def _mean_std(stat: dict[str, float | None], fmt: Any) -> str:

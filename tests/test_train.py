@@ -64,6 +64,7 @@ def test_eval_agrees_with_train(quick_run: Path, tmp_path: Path) -> None:
     proc = mnist("eval", f"ckpt={ckpt}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "all" in proc.stdout and "per" not in proc.stderr
+    assert f"checkpoint {ckpt}\n" in proc.stdout  # whole, on one line: a path to copy
     (eval_dir,) = [p.parent for p in (tmp_path / "outputs").glob("*/*/metrics.json")]
     e, t = read_metrics(eval_dir), read_metrics(quick_run)
     assert e["task"] == "eval" and e["status"] == "completed"
