@@ -185,18 +185,34 @@ def check_train(cfg: DictConfig) -> None:
     _check_runtime(cfg)
 
 
+def checkpoint_file(path: str, litert: bool = False) -> str:
+    """`path`, or for a folder the checkpoint a run left there: a train run's (or its checkpoints
+    folder's) best.keras, else, where LiteRT may run it, an export run's model.tflite. A folder
+    holding none of them, and any other path, is returned as it is."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        inside = [folder / "checkpoints" / "best.keras", folder / "best.keras"]
+        for file in inside + ([folder / "model.tflite"] if litert else []):
+            if file.is_file():
+                return str(file)
+    return path
+
+
 def check_checkpoint(path: str, task: str = "train", litert: bool = False) -> Path:
     """A checkpoint path must name an existing .keras archive (a zip file), or with `litert` also
-    a LiteRT export (a .tflite flatbuffer)."""
-    p = Path(path).expanduser()
+    a LiteRT export (a .tflite flatbuffer); or a folder that checkpoint_file finds one in."""
+    p = Path(checkpoint_file(path, litert)).expanduser()
     if not p.exists():
         raise UserError(
-            f"checkpoint {path} does not exist; pass ckpt=RUN_DIR/checkpoints/best.keras from a "
-            "train run"
+            f"checkpoint {path} does not exist; pass ckpt=RUN_DIR (a train run's dir) or "
+            "ckpt=RUN_DIR/checkpoints/best.keras"
         )
     if p.is_dir():
-        kinds = ".keras or .tflite" if litert else ".keras"
-        raise UserError(f"checkpoint {path} is a folder; pass the {kinds} file inside it")
+        kinds = "checkpoints/best.keras or model.tflite" if litert else "checkpoints/best.keras"
+        raise UserError(
+            f"checkpoint {path} is a folder with no {kinds} in it; pass a train run's dir or "
+            "the checkpoint file itself"
+        )
     if p.suffix.lower() == ".tflite":
         if not litert:
             raise UserError(

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 CONFIG_PATH = "pkg://mnistcli.conf"
 SUBCOMMANDS = {
     "train": "train a model: mnist train model=lenet5 optimizer=sgd trainer.epochs=10",
-    "eval": "evaluate a checkpoint on the test set: mnist eval ckpt=RUN_DIR/checkpoints/best.keras",
+    "eval": "evaluate a checkpoint on the test set: mnist eval ckpt=RUN_DIR (its best.keras)",
     "predict": "the digit in image files: mnist predict ckpt=PATH images=[a.png,b.jpg] (or a folder)",
     "show": "draw MNIST digits (digits.png, one digit's pixel values): mnist show show.n=20",
     "summary": "print a model's layers and parameter counts: mnist summary model=lenet5",
@@ -89,8 +89,12 @@ def _dispatch(task: str, cfg: DictConfig, run_dir: str) -> dict[str, Any]:
 def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     """Run one task in Hydra's output dir. A user's mistake ends in one line and exit code 2; in a
     sweep, a job that fails for any reason is recorded as failed and the sweep goes on."""
+    from mnistcli import litert
+    from mnistcli.checks import checkpoint_file
     from mnistcli.runtime import cpu_share, quiet_tensorflow
 
+    if cfg.get("ckpt"):  # ckpt=RUN_DIR: the checkpoint in it, as metrics.json will record
+        cfg.ckpt = checkpoint_file(str(cfg.ckpt), litert=task in litert.TASKS)
     if _needs_tensorflow(task, cfg):
         quiet_tensorflow()
     hydra_cfg = HydraConfig.get()

@@ -45,8 +45,8 @@ def _rows(files: list[Path], probs: dict[Path, np.ndarray], errors: dict[Path, s
     return [{c: r.get(c) for c in columns} for r in rows]
 
 
-def _table(rows: list[dict], ckpt: str) -> Table:
-    table = Table(title="mnist predict", caption=escape(ckpt))  # paths are text, not markup
+def _table(rows: list[dict]) -> Table:
+    table = Table(title="mnist predict")
     for column, justify in (("image", "left"), ("digit", "right"), ("probability", "right")):
         table.add_column(column, justify=justify)
     table.add_column("next guesses")
@@ -90,7 +90,8 @@ def predict(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     rows = _rows(files, probs, errors)
     run = RunDir(run_dir)
     console = Console()
-    console.print(_table(rows, str(cfg.ckpt)))
+    console.print(_table(rows))
+    tables.checkpoint_line(console, str(Path(cfg.ckpt).resolve()))
     artifacts.write_csv(run.root / "predictions.csv", rows)
     written = [run.root / "predictions.csv"]
     if digits:

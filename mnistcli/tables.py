@@ -66,11 +66,16 @@ def eval_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     table.add_section()
     table.add_row("all", pct(m["test"]["accuracy"]), str(sum(counts)), style="bold")
     console.print(table)
-    # paths in full on lines of their own, unbroken (a caption would be cut to the table's width)
-    console.print(f"checkpoint {escape(m['ckpt'])}", highlight=False, soft_wrap=True)
+    checkpoint_line(console, m["ckpt"])
     console.print(
         f"test loss {_loss(m['test']['loss'])}   run dir {run_dir}", highlight=False, soft_wrap=True
     )
+
+
+def checkpoint_line(console: Console, path: str) -> None:
+    """The checkpoint's path, whole on a line of its own (as a table's caption it would be cut to
+    the table's width)."""
+    console.print(f"checkpoint {escape(path)}", highlight=False, soft_wrap=True)
 
 
 def _mean_std(stat: dict[str, float | None], fmt: Any) -> str:

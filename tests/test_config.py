@@ -205,7 +205,8 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "-sc", "install=tcsh"], ["bash, zsh, fish", "'install=tcsh'"]),
         (["eval"], ["ckpt="]),
         (["eval", "ckpt=missing.keras"], ["missing.keras", "does not exist"]),
-        (["eval", "ckpt=."], ["is a folder", "the .keras or .tflite file inside it"]),
+        (["eval", "ckpt=."], ["folder with no checkpoints/best.keras or model.tflite"]),
+        (["export", "ckpt=."], ["folder with no checkpoints/best.keras in it", "run's dir"]),
     ],
 )
 def test_user_errors_are_one_line(args: list[str], words: list[str], tmp_path: Path) -> None:

@@ -158,10 +158,10 @@ def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
     (tmp_path / "digits").mkdir()
     for i, digit in enumerate(x):
         Image.fromarray(digit).save(tmp_path / "digits" / f"{i:02d}.png")
-    proc, imported = mnist_imports("predict", f"ckpt={exported}", "images=digits",
+    proc, imported = mnist_imports("predict", "ckpt=run", "images=digits",  # the export's dir
                                    "hydra.run.dir=lite", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not imports_tensorflow(imported)
+    assert not imports_tensorflow(imported) and f"checkpoint {exported}\n" in proc.stdout
     proc = mnist("predict", f"ckpt={ckpt}", "images=digits", "hydra.run.dir=keras", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = {}

@@ -79,6 +79,12 @@ def test_eval_agrees_with_train(quick_run: Path, tmp_path: Path) -> None:
         assert_real_png(eval_dir / name, 600, 500)
         assert f"written: {eval_dir / name}" in proc.stdout
 
+    # the run dir for its best checkpoint
+    proc = mnist("eval", f"ckpt={quick_run}", "hydra.run.dir=by_dir", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    by_dir = read_metrics(tmp_path / "by_dir")
+    assert by_dir["ckpt"] == str(ckpt.resolve()) and by_dir["test"] == e["test"]
+
 
 def test_errors_png_shows_the_most_confident_mistakes_first() -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.99, 0.01]])
