@@ -18,19 +18,28 @@ FLAGS = ("-sc", "--shell-completion")
 REQUEST = re.compile(r"(install|uninstall|query)=(bash|zsh|fish)")
 
 
+def _flag_and_request(args: list[str]) -> tuple[str, str] | None:
+    """The completion flag as typed and what it asks (`install=bash`), or None."""
+    for i, arg in enumerate(args):
+        if arg in FLAGS:
+            return arg, args[i + 1] if i + 1 < len(args) else ""
+        if arg.startswith(f"{FLAGS[1]}="):
+            return FLAGS[1], arg.partition("=")[2]
+    return None
+
+
 def requested(args: list[str]) -> bool:
     """Whether the command line asks for Hydra's shell completion (install, uninstall, query)."""
-    return any(arg in FLAGS for arg in args)
+    return _flag_and_request(args) is not None
 
 
 def complete(args: list[str], tasks: Mapping[str, Callable[[], None]]) -> None:
     """Answer `mnist [SUBCOMMAND] -sc install=SHELL`, `uninstall=SHELL` or `query=SHELL` (what
     the installed script asks while the user types: the line so far is in $COMP_LINE)."""
-    at = next(i for i, arg in enumerate(args) if arg in FLAGS)
-    request = args[at + 1] if at + 1 < len(args) else ""
+    flag, request = _flag_and_request(args) or ("", "")
     if not REQUEST.fullmatch(request):
         raise UserError(
-            f"{args[at]} takes install=SHELL, uninstall=SHELL or query=SHELL, SHELL one of bash, "
+            f"{flag} takes install=SHELL, uninstall=SHELL or query=SHELL, SHELL one of bash, "
             f"zsh, fish, not '{request}'; e.g. eval \"$(mnist -sc install=bash)\""
         )
     task = "train"  # the script Hydra installs is the same for every subcommand
@@ -48,5 +57,5 @@ def complete(args: list[str], tasks: Mapping[str, Callable[[], None]]) -> None:
         if task not in tasks:
             return
         os.environ["COMP_LINE"] = line  # Hydra takes its first word (the subcommand) as the app
-    sys.argv = ["mnist", args[at], request]  # the name the script registers and calls
+    sys.argv = ["mnist", flag, request]  # the name the script registers and calls
     tasks[task]()

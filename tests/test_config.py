@@ -203,6 +203,7 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["frobnicate"], ["unknown subcommand"]),
         (["-sc"], ["install=SHELL", "mnist -sc install=bash"]),
         (["train", "-sc", "install=tcsh"], ["bash, zsh, fish", "'install=tcsh'"]),
+        (["--shell-completion=nope"], ["--shell-completion takes", "'nope'"]),
         (["eval"], ["ckpt="]),
         (["eval", "ckpt=missing.keras"], ["missing.keras", "does not exist"]),
         (["eval", "ckpt=."], ["folder with no checkpoints/best.keras or model.tflite"]),
