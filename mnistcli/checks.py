@@ -209,10 +209,9 @@ def check_checkpoint(path: str, task: str = "train", litert: bool = False) -> Pa
         )
     if p.is_dir():
         kinds = "checkpoints/best.keras or model.tflite" if litert else "checkpoints/best.keras"
-        raise UserError(
-            f"checkpoint {path} is a folder with no {kinds} in it; pass a train run's dir or "
-            "the checkpoint file itself"
-        )
+        jobs = sorted(job.parent.parent for job in p.glob("*/checkpoints/best.keras"))
+        fix = f"one job's dir, e.g. {jobs[0]}" if jobs else "a train run's dir or the file itself"
+        raise UserError(f"checkpoint {path} is a folder with no {kinds} in it; pass {fix}")
     if p.suffix.lower() == ".tflite":
         if not litert:
             raise UserError(

@@ -270,3 +270,6 @@ def test_bad_checkpoints_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "text.keras").write_text("not a zip")
     assert_user_error(mnist("eval", "ckpt=folder.keras", cwd=tmp_path), "folder")
     assert_user_error(mnist("eval", "ckpt=text.keras", cwd=tmp_path), "not a Keras archive")
+    (tmp_path / "sweep" / "3" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "sweep" / "3" / "checkpoints" / "best.keras").write_text("")
+    assert_user_error(mnist("eval", "ckpt=sweep", cwd=tmp_path), "one job's dir, e.g. sweep/3")
