@@ -103,6 +103,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=list(CASES))
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for mnist train")
+    parser.add_argument("--also", nargs="*", default=[],
+                        help="overrides for a second mnist train per repeat, a row of its own")  # fmt: skip
+    parser.add_argument("--skip", nargs="*", default=[], choices=["time-to-accuracy", "others"],
+                        help="leave out the time-to-accuracy table or the other timings")  # fmt: skip
     args = parser.parse_args()
     console = Console(width=max(120, Console().width))
     cwd = Path(tempfile.mkdtemp(prefix="mnist-bench-"))
@@ -113,31 +117,50 @@ def main() -> None:
         table.add_column(col, justify="right")
     lenet5_ckpt = None
     for model in args.only:
-        nb, mn = [], []
-        for i in range(args.repeats):  # alternate, so drift in the machine hits both alike
+        nb, mn, also = [], [], []
+        for i in range(args.repeats):  # alternate, so drift in the machine hits all alike
             nb.append(notebook(model, args.epochs, cwd))
             mn.append(mnist_train(model, args.epochs, cwd, f"{model}-{i}", args.extra))
-            console.print(f"{model} #{i + 1}: notebook {nb[-1]['ips']:.0f} img/s, "
-                          f"mnist {mn[-1]['ips']:.0f} img/s", highlight=False)  # fmt: skip
+            line = (
+                f"{model} #{i + 1}: notebook {nb[-1]['ips']:.0f} img/s, mnist {mn[-1]['ips']:.0f}"
+            )
+            if args.also:
+                extra = [*args.extra, *args.also]
+                also.append(mnist_train(model, args.epochs, cwd, f"{model}-also-{i}", extra))
+                line += f", mnist {' '.join(args.also)} {also[-1]['ips']:.0f}"
+            console.print(line, highlight=False)
         if model == "lenet5":
             lenet5_ckpt = mn[0]["ckpt"]
-        table.add_row(
-            model, str(CASES[model][1]),
-            f"{median(nb, 'ips'):,.0f}", f"{median(mn, 'ips'):,.0f}",
-            f"{median(mn, 'ips') / median(nb, 'ips'):.2f}x",
-            f"{median(nb, 'acc'):.2%}", f"{median(mn, 'acc'):.2%}",
-            f"{median(nb, 'rss'):,.0f}", f"{median(mn, 'rss'):,.0f}",
-        )  # fmt: skip
+        for name, runs in ((model, mn), (f"{model} {' '.join(args.also)}", also)):
+            if runs:
+                table.add_row(
+                    name, str(CASES[model][1]),
+                    f"{median(nb, 'ips'):,.0f}", f"{median(runs, 'ips'):,.0f}",
+                    f"{median(runs, 'ips') / median(nb, 'ips'):.2f}x",
+                    f"{median(nb, 'acc'):.2%}", f"{median(runs, 'acc'):.2%}",
+                    f"{median(nb, 'rss'):,.0f}", f"{median(runs, 'rss'):,.0f}",
+                )  # fmt: skip
 
     if args.only:
         console.print(table)
-    tta = Table(
-        title=f"time to >= 99.0% test accuracy, wall from process start, {args.repeats} runs"
-    )
+    if "time-to-accuracy" not in args.skip:
+        time_to_accuracy_table(console, cwd, args.repeats)
+    if "others" not in args.skip:
+        other_timings(console, cwd, lenet5_ckpt)
+    console.print(f"rerun: python bench/bench.py --epochs {args.epochs} --repeats {args.repeats}"
+                  f" --only {' '.join(args.only)}"
+                  + "".join(f" --{k} {' '.join(v)}" for k, v in
+                            (("extra", args.extra), ("also", args.also), ("skip", args.skip)) if v),
+                  highlight=False)  # fmt: skip
+
+
+def time_to_accuracy_table(console: Console, cwd: Path, repeats: int) -> None:
+    """`experiment=fast` against the notebooks' LeNet-5-BN recipe, `repeats` times each."""
+    tta = Table(title=f"time to >= 99.0% test accuracy, wall from process start, {repeats} runs")
     for col in ("run", "seconds", "test acc", "epochs", "start-up s", "MiB"):
         tta.add_column(col, justify="right")
     fast, nb = [], []
-    for i in range(args.repeats):
+    for i in range(repeats):
         fast.append(time_to_accuracy(cwd, f"fast-{i}"))
         nb.append(notebook_time_to_accuracy(cwd, 0.99))
         tta.add_row(f"mnist train experiment=fast #{i + 1}", f"{fast[-1]['seconds']:.1f}",
@@ -152,6 +175,10 @@ def main() -> None:
         tta.caption = (f"median: fast {median(fast, 'seconds'):.1f} s, notebook "
                        f"{statistics.median(reached):.1f} s: {ratio:.2f}x sooner")  # fmt: skip
     console.print(tta)
+
+
+def other_timings(console: Console, cwd: Path, lenet5_ckpt: Path | None) -> None:
+    """`mnist --help`, and `mnist eval` of a LeNet-5 checkpoint and of its LiteRT export."""
     if lenet5_ckpt is None:  # eval times a LeNet-5 checkpoint: one epoch on 5,000 images
         lenet5_ckpt = mnist_train("lenet5", 1, cwd, "lenet5-for-eval", ["data.limit=5000"])["ckpt"]
 
@@ -181,8 +208,6 @@ def main() -> None:
             other.add_row(f"mnist eval, LeNet-5 {what}, 10,000 images", f"{seconds[kind]:.2f}",
                           f"{max(e[1] for e in evals[kind]):,.0f}", note)  # fmt: skip
     console.print(other)
-    console.print(f"rerun: python bench/bench.py --epochs {args.epochs} --repeats {args.repeats}"
-                  f" --only {' '.join(args.only)}", highlight=False)  # fmt: skip
 
 
 if __name__ == "__main__":
