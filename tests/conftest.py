@@ -17,15 +17,20 @@ from mnistcli.data import IDX_NAMES
 MNIST = str(Path(sys.executable).with_name("mnist"))
 
 
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    """The environment `mnist` runs in under the tests: this one, plus `env`."""
+    return {**os.environ, "HYDRA_FULL_ERROR": "0", "COLUMNS": "120", **(env or {})}
+
+
 def mnist(
     *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run `mnist ARGS` in `cwd` (with `env` added to the environment) and return the finished
     process (text output)."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "COLUMNS": "120", **(env or {})}
     return subprocess.run(
-        [MNIST, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+        [MNIST, *args], cwd=cwd, env=_environment(env), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def mnist_imports(
@@ -36,7 +41,7 @@ def mnist_imports(
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", MNIST, *args],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env=_environment(env),
         capture_output=True,
         text=True,
     )
