@@ -23,6 +23,14 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
 EXPORT_FORMATS = ("saved_model", "litert")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+# keras.activations' element-wise functions by name (all but glu, which halves a layer's width,
+# and threshold, which needs arguments); tests/test_models.py checks the list against Keras.
+ACTIVATIONS = (
+    "relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "swish", "leaky_relu", "relu6",
+    "celu", "mish", "softplus", "softsign", "exponential", "linear", "hard_sigmoid", "hard_silu",
+    "hard_swish", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid",
+    "sparse_plus", "sparse_sigmoid", "squareplus", "softmax", "log_softmax", "sparsemax",
+)  # fmt: skip
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -89,6 +97,8 @@ def _check_model(cfg: DictConfig) -> None:
     number(cfg, "model.l2", lambda v: v >= 0, "a number >= 0 (0 = no weight decay)", "1e-4")
     number(cfg, "model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.2", optional=True)
     number(cfg, "model.width", lambda v: 0 < v <= 16, "a number in (0, 16]", "1.5", optional=True)
+    if _get(cfg, "model.activation") is not None:
+        one_of(cfg, "model.activation", ACTIVATIONS)
     hidden = _get(cfg, "model.hidden")
     if hidden is not None and (
         not isinstance(hidden, ListConfig) or not all(_is_int(w) and w >= 1 for w in hidden)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from conftest import mnist
-from mnistcli.checks import model_keys
+from mnistcli.checks import ACTIVATIONS, model_keys
 from mnistcli.models import BUILDERS, build_model
 
 
@@ -118,6 +119,18 @@ def test_ffnn_activation_knob() -> None:
     dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
     assert [d.activation.__name__ for d in dense] == ["tanh", "tanh", "softmax"]
     assert not any(type(layer).__name__ == "Dropout" for layer in model.layers)
+
+
+def test_activation_names_are_kerass() -> None:
+    """checks.ACTIVATIONS (what model.activation may be, checked before TensorFlow loads) is
+    Keras's own list but for the two that are no hidden layer's activation; each builds."""
+    from keras.src.activations import ALL_OBJECTS_DICT
+
+    assert set(ALL_OBJECTS_DICT) - set(ACTIVATIONS) == {"glu", "threshold"}
+    assert len(set(ACTIVATIONS)) == len(ACTIVATIONS) and set(ACTIVATIONS) <= set(ALL_OBJECTS_DICT)
+    for name in ACTIVATIONS:
+        model = model_from("model=ffnn", f"model.activation={name}", "model.hidden=[4]")
+        assert model(np.zeros((2, 28, 28, 1), "float32")).shape == (2, 10), name
 
 
 def test_summary_command_prints_the_layer_table(tmp_path) -> None:
