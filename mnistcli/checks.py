@@ -23,6 +23,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
 EXPORT_FORMATS = ("saved_model", "litert")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+SAVED_MODEL = "saved_model/saved_model.pb"  # in an export run's dir (mnist export)
 # keras.activations' element-wise functions by name (all but glu, which halves a layer's width,
 # and threshold, which needs arguments); tests/test_models.py checks the list against Keras.
 ACTIVATIONS = (
@@ -87,6 +88,8 @@ def model_keys(name: str) -> list[str] | None:
 
 def _check_model(cfg: DictConfig) -> None:
     name = _get(cfg, "model.name")
+    if name is None:
+        raise UserError("no model is chosen (~model?); choose one: model=lenet5_bn")
     takes = model_keys(name) if isinstance(name, str) else None
     unknown = [k for k in (cfg.model if takes else ()) if k not in takes]
     if unknown:
@@ -217,10 +220,17 @@ def check_checkpoint(path: str, task: str = "train", litert: bool = False) -> Pa
             f"checkpoint {path} does not exist; pass ckpt=RUN_DIR (a train run's dir) or "
             "ckpt=RUN_DIR/checkpoints/best.keras"
         )
+    if p.is_dir() and ((p / "saved_model.pb").is_file() or (p / SAVED_MODEL).is_file()):
+        raise UserError(
+            f"{path} is a SavedModel export, for serving, which mnist {task} does not read; pass "
+            "the .keras checkpoint it came from" + (" or a LiteRT export" if litert else "")
+        )
     if p.is_dir():
         kinds = "checkpoints/best.keras or model.tflite" if litert else "checkpoints/best.keras"
         jobs = sorted(job.parent.parent for job in p.glob("*/checkpoints/best.keras"))
         fix = f"one job's dir, e.g. {jobs[0]}" if jobs else "a train run's dir or the file itself"
+        if (p / "checkpoints" / "last.keras").is_file():  # a run with no checkpoint callback
+            fix = f"{p / 'checkpoints' / 'last.keras'}, its last epoch's weights"
         raise UserError(f"checkpoint {path} is a folder with no {kinds} in it; pass {fix}")
     if p.suffix.lower() == ".tflite":
         if not litert:

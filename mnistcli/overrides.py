@@ -22,7 +22,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mnistcli.checks import CHECKS, check_writable
@@ -52,7 +52,7 @@ def _first_line(e: BaseException) -> str:
 def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
     if not multirun:
         return [overrides]
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parsed = _parsed(overrides)
     try:
         return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     except HydraException:
@@ -90,6 +90,35 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
         raise UserError(f"cannot parse the override: {_first_line(e)}") from None
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"{_first_line(e)}; see `mnist {task} --help`") from None
+    except ValueError:  # Hydra's defaults list refuses GROUP=null this way
+        null = [o for o in _parsed(overrides) if o.value() is None and _is_group(o)]
+        if not null:
+            raise
+        raise UserError(_null_group(config_name, null[0].key_or_group)) from None
+
+
+def _parsed(overrides: list[str]) -> list[Override]:
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def _null_group(config_name: str, group: str) -> str:
+    """The error line for GROUP=null (in the config `config_name`, its task's): a group takes an
+    option's name, some a list of them."""
+    folder = resources.files(CONFIG_MODULE) / group
+    if not folder.is_dir():  # one of Hydra's own groups, e.g. hydra/launcher
+        return f"{group}=null chooses no {group}; pass one of its options (`mnist {config_name} --help`)"
+    options = sorted(f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml"))
+    primary = resources.files(CONFIG_MODULE) / f"{config_name}.yaml"
+    chosen = OmegaConf.create(primary.read_text())
+    default = next((d[group] for d in chosen.defaults if isinstance(d, DictConfig) and group in d),
+                   "")  # fmt: skip
+    if default == "":
+        return f"mnist {config_name} has no config group {group}; see `mnist {config_name} --help`"
+    if isinstance(default, ListConfig):
+        fix = f"a list of them, {group}=[{options[0]}] (or {group}=[] for none)"
+    else:
+        fix = "one of them" + (f", or leave {group}= out for none" if default is None else "")
+    return f"{group}=null chooses no {group}; its options are {', '.join(options)}: pass {fix}"
 
 
 def _dotted_keys(node: object, prefix: str = "") -> list[str]:
@@ -127,7 +156,7 @@ def _close(name: str, keys: list[str]) -> list[str]:
 
 def _without(config_name: str, overrides: list[str], key: str) -> DictConfig | None:
     """The config composed from `overrides` less those that set `key` (None if that fails)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parsed = _parsed(overrides)
     rest = [o.input_line for o in parsed if o.key_or_group != key]
     try:
         return compose(config_name, overrides=rest, return_hydra_config=True)
@@ -145,7 +174,7 @@ def _is_group(o: Override) -> bool:
 def _check_added_keys(task: str, config_name: str, overrides: list[str]) -> None:
     """A `+key=value` that adds a key nothing reads (a typo such as +trainer.epoch=3 would
     otherwise be ignored in silence) is refused, naming the nearest key there is."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parsed = _parsed(overrides)
     added = [
         o for o in parsed
         if (o.is_add() or o.is_force_add()) and not _is_group(o)

@@ -59,7 +59,7 @@ class SweepReport(Callback):
         if not runs:
             return
         rows = write_summary(root, runs)
-        settings = OmegaConf.to_container(config.get("report") or {}, resolve=True)
+        settings = OmegaConf.to_container(config.get("report") or OmegaConf.create(), resolve=True)
         report_runs(root, settings, Console(), runs)
         failed = [row["job"] for row in rows if row["status"] != "completed"]
         print(f"mnist: sweep summary: {root / 'summary.csv'}", flush=True)

@@ -28,6 +28,11 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _epochs(done: int, best: int | None) -> str:
+    """Epochs run, and the best one's number where a checkpoint callback picked one."""
+    return f"{done} (best {best})" if best else str(done)
+
+
 def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     table = Table(
         title=f"mnist train: {m.get('model', '?')} ({m.get('status')})", show_header=False
@@ -39,7 +44,7 @@ def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     rows = [
         ("params", f"{m['params']:,}" if "params" in m else "-"),
         ("device", f"{device.get('type')} x{device.get('count')} ({device.get('name')})"),
-        ("epochs", f"{m.get('epochs_completed', 0)} (best {m.get('best_epoch')})"),
+        ("epochs", _epochs(m.get("epochs_completed", 0), m.get("best_epoch"))),
         ("untrained test accuracy", pct(m.get("untrained_test_accuracy"))),
         ("val accuracy / loss", f"{pct(val.get('accuracy'))} / {_loss(val.get('loss'))}"),
         ("test accuracy / loss", f"{pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),

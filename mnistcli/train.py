@@ -105,8 +105,9 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
 def _outcome(m: dict[str, Any], run: RunDir) -> str:
     """The run's last line in train.log: how it ended and what it scored."""
     val, test = m["val"], m["test"]
+    best = f" (best {m['best_epoch']})" if m["best_epoch"] else ""
     line = (
-        f"{m['status']} after {_epochs(m['epochs_completed'])} (best {m['best_epoch']}): "
+        f"{m['status']} after {_epochs(m['epochs_completed'])}{best}: "
         f"val accuracy {tables.pct(val['accuracy'])}, test accuracy {tables.pct(test['accuracy'])}, "
         f"{m['timing']['train_seconds']:.1f} s in fit"
     )
@@ -159,7 +160,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     else:
         untrained = score(model, split.x_test, split.y_test, EVAL_BATCH)["accuracy"]
 
-    callbacks_cfg = OmegaConf.to_container(cfg.get("callbacks") or {})
+    callbacks_cfg = OmegaConf.to_container(cfg.get("callbacks") or OmegaConf.create())
     best_by = callbacks_cfg.get("checkpoint") or {}
     stateful = from_config(callbacks_cfg)
     recorder = RunRecorder(

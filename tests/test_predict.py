@@ -129,6 +129,8 @@ def test_export_saved_model_gives_the_checkpoints_predictions(
     expected = keras.models.load_model(ckpt).predict(x, verbose=0)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert_user_error(mnist("export", f"ckpt={ckpt}", "format=onnx", cwd=tmp_path), "saved_model")
+    for ckpt_arg in ("ckpt=run", "ckpt=run/saved_model"):  # for serving, not for mnist eval
+        assert_user_error(mnist("eval", ckpt_arg, cwd=tmp_path), "SavedModel export", ".keras")
 
 
 def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(

@@ -165,6 +165,27 @@ def test_diverging_run_is_recorded_as_failed(tmp_path: Path) -> None:
     assert "[mnistcli.run][WARNING] - failed after 1 epoch" in last and "lower optimizer.lr" in last
 
 
+def test_run_without_callbacks_tests_its_last_weights(tmp_path: Path) -> None:
+    """callbacks=[]: no checkpoint picks a best epoch, so the last epoch's weights are tested."""
+    proc = mnist(
+        "train", "model=ffnn", "model.hidden=[32]", "callbacks=[]", "data.limit=1000",
+        "trainer.epochs=2", "hydra.run.dir=run", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    m = read_metrics(tmp_path / "run")
+    assert (m["status"], m["epochs_completed"], m["best_epoch"]) == ("completed", 2, None)
+    assert m["val"]["accuracy"] == m["history"][-1]["val_accuracy"]
+    assert m["test"]["accuracy"] > 0.5
+    assert not (tmp_path / "run" / "checkpoints" / "best.keras").exists()
+    assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()  # resume still works
+    assert "best" not in proc.stdout
+    last = (tmp_path / "run" / "train.log").read_text().splitlines()[-1]
+    assert "[mnistcli.run][INFO] - completed after 2 epochs: val accuracy" in last
+    # a run dir with no best.keras: eval names the file it has
+    proc = mnist("eval", "ckpt=run", cwd=tmp_path)
+    assert_user_error(proc, "no checkpoints/best.keras", "pass run/checkpoints/last.keras")
+
+
 def test_multirun_goes_to_outputs_multirun(tmp_path: Path) -> None:
     proc = mnist(
         "train", "-m", "model=ffnn", "model.hidden=[32]", "seed=0,1", "data.limit=1000",
