@@ -28,9 +28,9 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _epochs(done: int, best: int | None) -> str:
-    """Epochs run, and the best one's number where a checkpoint callback picked one."""
-    return f"{done} (best {best})" if best else str(done)
+def best_note(best_epoch: int | None) -> str:
+    """' (best N)' where a checkpoint callback picked a best epoch, else nothing."""
+    return f" (best {best_epoch})" if best_epoch else ""
 
 
 def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
@@ -44,7 +44,7 @@ def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
     rows = [
         ("params", f"{m['params']:,}" if "params" in m else "-"),
         ("device", f"{device.get('type')} x{device.get('count')} ({device.get('name')})"),
-        ("epochs", _epochs(m.get("epochs_completed", 0), m.get("best_epoch"))),
+        ("epochs", f"{m.get('epochs_completed', 0)}{best_note(m.get('best_epoch'))}"),
         ("untrained test accuracy", pct(m.get("untrained_test_accuracy"))),
         ("val accuracy / loss", f"{pct(val.get('accuracy'))} / {_loss(val.get('loss'))}"),
         ("test accuracy / loss", f"{pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),

@@ -105,9 +105,8 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
 def _outcome(m: dict[str, Any], run: RunDir) -> str:
     """The run's last line in train.log: how it ended and what it scored."""
     val, test = m["val"], m["test"]
-    best = f" (best {m['best_epoch']})" if m["best_epoch"] else ""
     line = (
-        f"{m['status']} after {_epochs(m['epochs_completed'])}{best}: "
+        f"{m['status']} after {_epochs(m['epochs_completed'])}{tables.best_note(m['best_epoch'])}: "
         f"val accuracy {tables.pct(val['accuracy'])}, test accuracy {tables.pct(test['accuracy'])}, "
         f"{m['timing']['train_seconds']:.1f} s in fit"
     )

@@ -175,7 +175,7 @@ def test_run_without_callbacks_tests_its_last_weights(tmp_path: Path) -> None:
     m = read_metrics(tmp_path / "run")
     assert (m["status"], m["epochs_completed"], m["best_epoch"]) == ("completed", 2, None)
     assert m["val"]["accuracy"] == m["history"][-1]["val_accuracy"]
-    assert m["test"]["accuracy"] > 0.5
+    assert m["test"]["accuracy"] > m["untrained_test_accuracy"] + 0.25  # trained weights, tested
     assert not (tmp_path / "run" / "checkpoints" / "best.keras").exists()
     assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()  # resume still works
     assert "best" not in proc.stdout
