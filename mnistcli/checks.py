@@ -23,6 +23,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
 EXPORT_FORMATS = ("saved_model", "litert")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+CHECKPOINT_KEYS = ("monitor", "mode")  # callbacks.checkpoint's (conf/callbacks/checkpoint.yaml)
 SAVED_MODEL = "saved_model/saved_model.pb"  # in an export run's dir (mnist export)
 # keras.activations' element-wise functions by name (all but glu, which halves a layer's width,
 # and threshold, which needs arguments); tests/test_models.py checks the list against Keras.
@@ -79,11 +80,16 @@ def one_of(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
         raise _bad(key, f"one of {', '.join(choices)}", v, choices[0])
 
 
+def _group_option(group: str, name: str) -> DictConfig:
+    """conf/GROUP/NAME.yaml as shipped; empty when there is no such option."""
+    spec = resources.files("mnistcli.conf") / group / f"{name}.yaml"
+    return OmegaConf.create(spec.read_text() if spec.is_file() else "{}")
+
+
 def model_keys(name: str) -> list[str] | None:
     """The keys conf/model/NAME.yaml declares (the knobs of that model's builder, and `name`);
     None when there is no such model config."""
-    spec = resources.files("mnistcli.conf") / "model" / f"{name}.yaml"
-    return list(OmegaConf.create(spec.read_text())) if spec.is_file() else None
+    return list(_group_option("model", name)) or None
 
 
 def _check_model(cfg: DictConfig) -> None:
@@ -114,6 +120,14 @@ def _check_optimizer(cfg: DictConfig) -> None:
     number(
         cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.9", optional=True
     )
+    shipped = _group_option("optimizer", str(_get(cfg, "optimizer.name")))
+    for key, value in (_get(cfg, "optimizer") or {}).items():
+        # the rest go to Keras's optimizer class as they are (+optimizer.clipnorm=1.0), whose
+        # knobs all take numbers or true/false; Keras checks the names, and a string would only
+        # fail at the first training step
+        if key != "name" and value is not None and not isinstance(value, int | float):
+            example = "true" if isinstance(shipped.get(key), bool) else "1.0"
+            raise _bad(f"optimizer.{key}", "a number or true/false", value, example)
 
 
 def _check_split(cfg: DictConfig) -> None:
@@ -122,9 +136,20 @@ def _check_split(cfg: DictConfig) -> None:
 
 
 def _check_callbacks(cfg: DictConfig) -> None:
+    checkpoint = _get(cfg, "callbacks.checkpoint")
+    extra = [k for k in checkpoint or () if k not in CHECKPOINT_KEYS]
+    if extra:  # mnist's own callback (callbacks.RunRecorder), not a Keras class
+        raise UserError(
+            f"callbacks.checkpoint has no key {extra[0]}; it takes "
+            f"{' and '.join(CHECKPOINT_KEYS)} (drop the +callbacks.checkpoint override)"
+        )
+    if checkpoint is not None:
+        one_of(cfg, "callbacks.checkpoint.mode", ("min", "max"))
     for name in _get(cfg, "callbacks") or {}:
         if _get(cfg, f"callbacks.{name}.monitor") is not None:
             one_of(cfg, f"callbacks.{name}.monitor", MONITORS)
+        if _get(cfg, f"callbacks.{name}.mode") is not None:
+            one_of(cfg, f"callbacks.{name}.mode", ("min", "max", "auto"))
         whole(cfg, f"callbacks.{name}.patience", 0, "5", optional=True)
         number(
             cfg, f"callbacks.{name}.factor", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2",
