@@ -120,14 +120,22 @@ def _check_optimizer(cfg: DictConfig) -> None:
     number(
         cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.9", optional=True
     )
-    shipped = _group_option("optimizer", str(_get(cfg, "optimizer.name")))
-    for key, value in (_get(cfg, "optimizer") or {}).items():
-        # the rest go to Keras's optimizer class as they are (+optimizer.clipnorm=1.0), whose
-        # knobs all take numbers or true/false; Keras checks the names, and a string would only
-        # fail at the first training step
-        if key != "name" and value is not None and not isinstance(value, int | float):
-            example = "true" if isinstance(shipped.get(key), bool) else "1.0"
-            raise _bad(f"optimizer.{key}", "a number or true/false", value, example)
+    _numbers_or_flags("optimizer", _get(cfg, "optimizer") or {}, exclude=("name",),
+                      shipped=_group_option("optimizer", str(_get(cfg, "optimizer.name"))))  # fmt: skip
+
+
+def _numbers_or_flags(
+    section: str, params: Any, exclude: tuple[str, ...], shipped: Any = None
+) -> None:
+    """Values that go to a Keras class as they are (+optimizer.clipnorm=1.0,
+    callbacks.reduce_lr.min_lr): all its knobs take numbers, true/false or null. Keras checks the
+    names; a string would only fail mid-training (at the first step, or at a plateau). `shipped`:
+    the option's config as shipped, whose values make the examples."""
+    for key, value in params.items():
+        if key not in exclude and value is not None and not isinstance(value, int | float):
+            default = (shipped or {}).get(key)  # the value the option ships with, if any
+            example = str(default).lower() if isinstance(default, int | float) else "1.0"
+            raise _bad(f"{section}.{key}", "a number or true/false", value, example)
 
 
 def _check_split(cfg: DictConfig) -> None:
@@ -145,7 +153,7 @@ def _check_callbacks(cfg: DictConfig) -> None:
         )
     if checkpoint is not None:
         one_of(cfg, "callbacks.checkpoint.mode", ("min", "max"))
-    for name in _get(cfg, "callbacks") or {}:
+    for name, params in (_get(cfg, "callbacks") or {}).items():
         if _get(cfg, f"callbacks.{name}.monitor") is not None:
             one_of(cfg, f"callbacks.{name}.monitor", MONITORS)
         if _get(cfg, f"callbacks.{name}.mode") is not None:
@@ -155,6 +163,8 @@ def _check_callbacks(cfg: DictConfig) -> None:
             cfg, f"callbacks.{name}.factor", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2",
             optional=True,
         )  # fmt: skip
+        _numbers_or_flags(f"callbacks.{name}", params or {}, exclude=("monitor", "mode"),
+                          shipped=_group_option("callbacks", name).get(name))  # fmt: skip
 
 
 def _check_schedule(cfg: DictConfig) -> None:
@@ -199,6 +209,10 @@ def check_train(cfg: DictConfig) -> None:
     whole(cfg, "trainer.batch_size", 1, "64")
     whole(cfg, "trainer.steps_per_execution", 1, "8")
     one_of(cfg, "trainer.precision", PRECISIONS)
+    if not isinstance(_get(cfg, "trainer.deterministic"), bool):
+        raise _bad(
+            "trainer.deterministic", "true or false", _get(cfg, "trainer.deterministic"), "true"
+        )
     if _get(cfg, "trainer.jit_compile") not in (True, False, "auto"):
         raise _bad(
             "trainer.jit_compile", "auto, true or false", _get(cfg, "trainer.jit_compile"), "auto"

@@ -185,6 +185,13 @@ def _path_argument(args: list[str]) -> list[str]:
     return args
 
 
+def _multirun_first(args: list[str]) -> list[str]:
+    """`mnist train model=lenet5 -m seed=0,1,2` as `mnist train -m model=lenet5 seed=0,1,2`:
+    Hydra's parser takes its overrides in one run, so -m between two of them was an error."""
+    flags = ("-m", "--multirun")
+    return [a for a in args if a in flags] + [a for a in args if a not in flags]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mnist` console script."""
     try:
@@ -230,7 +237,7 @@ def _main(argv: list[str] | None) -> None:
         except UserError as e:
             fail(str(e))
         return
-    task, rest = args[0], args[1:]
+    task, rest = args[0], _multirun_first(args[1:])
     if task not in TASKS:
         fail(f"unknown subcommand '{task}'; choose one of {', '.join(TASKS)} (see mnist --help)")
     if task == "report":

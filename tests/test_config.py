@@ -207,10 +207,15 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "runtime.threads=0"], ["runtime.threads"]),
         (["train", "callbacks=[reduce_lr]"], ["reduce_lr", "schedule=constant"]),
         (["train", "+optimizer.clipnorm=abc"], ["optimizer.clipnorm", "'abc'", "=1.0"]),
-        (["train", "optimizer=sgd", "optimizer.nesterov=yes"], ["optimizer.nesterov=true"]),
+        (["train", "optimizer=sgd", "optimizer.nesterov=yes"], ["optimizer.nesterov=false"]),
         (["train", "+callbacks.checkpoint.every=2"], ["checkpoint has no key every", "monitor"]),
         (["train", "callbacks.checkpoint.mode=auto"], ["callbacks.checkpoint.mode", "min, max"]),
         (["train", "callbacks=[early_stopping]", "callbacks.early_stopping.mode=up"], ["auto"]),
+        (["train", "trainer.deterministic=maybe"], ["trainer.deterministic", "true or false"]),
+        (
+            ["train", "callbacks=[reduce_lr]", "schedule=constant", "callbacks.reduce_lr.min_lr=x"],
+            ["callbacks.reduce_lr.min_lr", "number or true/false", "min_lr=0.0"],
+        ),
         (["train", "-m", "seed=0,1", "model=lenet5,nope"], ["unknown model 'nope'"]),
         (["frobnicate"], ["unknown subcommand"]),
         (["-sc"], ["install=SHELL", "mnist -sc install=bash"]),
@@ -231,6 +236,14 @@ def test_unwritable_output_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     assert_user_error(mnist("train", "hydra.run.dir=afile/run", cwd=tmp_path), "is a file")
     proc = mnist("train", "-m", "seed=0,1", "hydra.sweep.dir=afile/x", cwd=tmp_path)
+    assert_user_error(proc, "hydra.sweep.dir")
+
+
+def test_multirun_flag_may_follow_overrides(tmp_path: Path) -> None:
+    """`mnist train seed=0,1 -m ...` is a sweep, as with -m first (Hydra's parser alone refused
+    overrides on both sides of it): here the sweep's own folder is the one checked."""
+    (tmp_path / "afile").write_text("")
+    proc = mnist("train", "seed=0,1", "-m", "hydra.sweep.dir=afile/x", cwd=tmp_path)
     assert_user_error(proc, "hydra.sweep.dir")
 
 
