@@ -139,6 +139,12 @@ def _sha256_files(files: list[Path]) -> str:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    fix = "pass an npz in Keras's MNIST layout or a folder of the four IDX files"
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would try it as a pickle
+        raise UserError(
+            f"{path} is not an npz file, or is cut short (an npz is a zip archive of .npy "
+            f"arrays); {fix}"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in KEYS if k not in npz.files]
@@ -150,10 +156,15 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: npz[k] for k in KEYS}
     except UserError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except ValueError as e:
+        if "pickle" in str(e):  # an array of Python objects: loading it could run code
+            raise UserError(
+                f"{path} holds Python objects, which mnist never loads; {fix}"
+            ) from None
+        raise UserError(f"{path} is not a readable npz file ({e}); {fix}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise UserError(
-            f"{path} is not a readable npz file ({type(e).__name__}: {e}); pass an npz in "
-            "Keras's MNIST layout or a folder of the four IDX files"
+            f"{path} is not a readable npz file ({type(e).__name__}: {e}); {fix}"
         ) from None
 
 

@@ -3,6 +3,7 @@ splits hold out what the notebooks held out."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +75,22 @@ def test_bad_npz_is_a_user_error(tmp_path: Path, arrays: dict, words: str) -> No
 
 def test_corrupt_and_truncated_files_are_user_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_text("not an npz")
-    with pytest.raises(UserError, match="not a readable npz"):
+    with pytest.raises(UserError, match="junk.npz is not an npz file, or is cut short"):
         load(str(tmp_path / "junk.npz"))
     (tmp_path / "cut.npz").write_bytes(SHIPPED.read_bytes()[:100_000])
-    with pytest.raises(UserError, match="not a readable npz"):
+    with pytest.raises(UserError, match="cut.npz is not an npz file, or is cut short"):
         load(str(tmp_path / "cut.npz"))
+    # a zip whose member is cut short, and one holding pickled objects (never unpickled)
+    x = np.zeros((5, 28, 28), np.uint8)
+    np.savez(tmp_path / "bad.npz", x_train=x, x_test=x, y_test=np.zeros(5, np.uint8))
+    with zipfile.ZipFile(tmp_path / "bad.npz", "a") as z:
+        z.writestr("y_train.npy", b"\x93NUMPY garbage")
+    with pytest.raises(UserError, match="not a readable npz"):
+        load(str(tmp_path / "bad.npz"))
+    objects = np.array([{"a": 1}] * 5, dtype=object)
+    np.savez(tmp_path / "obj.npz", x_train=objects, y_train=objects, x_test=objects, y_test=objects)
+    with pytest.raises(UserError, match="obj.npz holds Python objects, which mnist never loads"):
+        load(str(tmp_path / "obj.npz"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="has no train-images-idx3-ubyte"):
         load(str(tmp_path / "empty"))
