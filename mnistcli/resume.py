@@ -35,10 +35,7 @@ def resume_arguments(args: list[str]) -> list[str]:
         raise UserError("resume continues one run; drop -m")
     recorded = run_dir / ".hydra" / "overrides.yaml"
     if not recorded.is_file():
-        raise UserError(
-            f"{run_dir} is not the run dir of a `mnist train` run (no .hydra/overrides.yaml); "
-            "pass resume=outputs/DATE/TIME"
-        )
+        raise UserError(_not_a_run(run_dir))
     flags, changes = [], []
     for arg in args:
         if arg.startswith("-"):
@@ -60,6 +57,24 @@ def resume_arguments(args: list[str]) -> list[str]:
     original = [o for o in OmegaConf.load(recorded) if not str(o).startswith(DROPPED)]
     path = quoted(str(run_dir))
     return [*flags, *map(str, original), *changes, f"hydra.run.dir={path}", f"resume={path}"]
+
+
+def _not_a_run(path: Path) -> str:
+    """Why `path` cannot be resumed, and what to pass instead: a sweep's job dir, say (a sweep
+    whose jobs all completed raises AlreadyCompleted)."""
+    if not path.exists():
+        return f"resume={path}: no such run dir; pass resume=outputs/DATE/TIME (a train run's dir)"
+    jobs = sorted(j.parent.parent for j in path.glob("*/.hydra/overrides.yaml"))
+    if jobs:
+        left = [j for j in jobs if _status(j) != "completed"]
+        if not left:
+            raise AlreadyCompleted(f"{path} (a sweep: all {len(jobs)} jobs)")
+        more = f" ({len(left) - 1} more job(s) unfinished)" if len(left) > 1 else ""
+        return f"{path} is a sweep's folder; resume one job at a time: resume={left[0]}{more}"
+    return (
+        f"{path} is not the run dir of a `mnist train` run (no .hydra/overrides.yaml); "
+        "pass resume=outputs/DATE/TIME"
+    )
 
 
 def _status(run_dir: Path) -> str | None:

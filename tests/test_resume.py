@@ -3,7 +3,9 @@ them to exactly the uninterrupted run's result (with trainer.deterministic=true)
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,7 +134,25 @@ def test_resume_refuses_changes_and_non_runs(uninterrupted: Path, tmp_path: Path
     assert_user_error(mnist("train", "resume=run", "model=ffnn", cwd=cwd), "drop model=ffnn")
     assert_user_error(mnist("train", "resume=run", "trainer.epochs=9", cwd=cwd), "trainer.epochs")
     assert_user_error(mnist("train", "-m", "resume=run", cwd=cwd), "drop -m")
-    assert_user_error(mnist("train", "resume=nowhere", cwd=tmp_path), "not the run dir")
+    assert_user_error(mnist("train", "resume=nowhere", cwd=tmp_path), "no such run dir")
+    (tmp_path / "folder").mkdir()
+    assert_user_error(mnist("train", "resume=folder", cwd=tmp_path), "not the run dir")
+
+
+def test_resume_of_a_sweep_folder_names_an_unfinished_job(
+    uninterrupted: Path, tmp_path: Path
+) -> None:
+    for job in ("0", "1"):
+        shutil.copytree(uninterrupted, tmp_path / "sweep" / job)
+    metrics = tmp_path / "sweep" / "1" / "metrics.json"
+    record = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**record, "status": "interrupted"}))
+    proc = mnist("train", "resume=sweep", cwd=tmp_path)
+    assert_user_error(proc, "sweep is a sweep's folder", "resume=sweep/1")
+    metrics.write_text(json.dumps(record))
+    proc = mnist("train", "resume=sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep (a sweep: all 2 jobs) has already completed" in proc.stdout
 
 
 def test_deterministic_runs_are_identical(uninterrupted: Path, tmp_path: Path) -> None:
