@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -104,6 +104,8 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
     try:
         with interruptible():
             return _dispatch(task, cfg, run_dir)
+    except BrokenPipeError:
+        _reader_left()
     except KeyboardInterrupt as e:
         hint = f"; continue it with: mnist train resume={run_dir}" if task == "train" else ""
         print(f"mnist: interrupted{hint}", file=sys.stderr)
@@ -196,13 +198,19 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mnist` console script."""
     try:
         _main(argv)
-    except BrokenPipeError:  # e.g. `mnist train --help | head`: the reader left, so stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(141) from None
+    except BrokenPipeError:
+        _reader_left()
     except SystemExit as e:
         _exit_now(e.code)
         raise
     _exit_now(0)
+
+
+def _reader_left() -> NoReturn:
+    """Stop quietly when whoever reads stdout has gone (`mnist report PATH | head`): exit 141,
+    as a shell pipeline's writer does, with no traceback."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(141) from None
 
 
 def _exit_now(code: int | str | None, worker: bool = False) -> None:

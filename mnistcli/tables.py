@@ -95,7 +95,9 @@ def _value(v: Any) -> str:
 
 def report_table(console: Console, r: dict[str, Any]) -> None:
     """One row per group of runs: the parameters that vary, counts, accuracy mean ± std (n - 1);
-    report.csv/json also have the losses."""
+    report.csv/json also have the losses. When a column per parameter would not fit the
+    terminal (runs that differ in many keys), one wrapped `config` column holds them all, so
+    the results stay in view."""
     replicates = (
         f" over runs that differ only in {', '.join(r['replicates'])}" if r["replicates"] else ""
     )
@@ -104,19 +106,36 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
         + (f", {r['unfinished']} unfinished (running or killed)" if r["unfinished"] else ""),
         caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
     )
-    for key in r["params"]:
-        table.add_column(key, justify="right", min_width=min(len(key), 9))
-    for column in ("runs", "failed", "val accuracy", "test accuracy"):
-        table.add_column(column, justify="right")
-    for g in r["groups"]:
-        table.add_row(
-            *(_value(v) for v in g["params"].values()),
-            str(g["runs"]),
-            str(g["failed"]),
-            _mean_std(g["val_accuracy"], pct) + (" ★" if g["best"] else ""),
-            _mean_std(g["test_accuracy"], pct),
-            style="bold" if g["best"] else None,
+    results = ("runs", "failed", "val accuracy", "test accuracy")
+    rows = [
+        (
+            [_value(v) for v in g["params"].values()],
+            [str(g["runs"]), str(g["failed"]),
+             _mean_std(g["val_accuracy"], pct) + (" ★" if g["best"] else ""),
+             _mean_std(g["test_accuracy"], pct)],
+            g["best"],
         )
+        for g in r["groups"]
+    ]  # fmt: skip
+
+    def width(columns: list[str], i: int, part: int) -> int:  # a column's widest cell, padded
+        return max([len(columns[i]), *(len(row[part][i]) for row in rows)]) + 3
+
+    keys = list(r["params"])
+    wide = sum(width(keys, i, 0) for i in range(len(keys)))
+    if keys and wide + sum(width(list(results), i, 1) for i in range(4)) > console.width:
+        table.add_column("config", overflow="fold")
+        rows = [
+            ([" ".join(f"{k}={v}" for k, v in zip(keys, p, strict=True) if v != "-")], res, best)
+            for p, res, best in rows
+        ]  # fmt: skip (a key the run has not: left out)
+    else:
+        for key in keys:
+            table.add_column(key, justify="right", min_width=min(len(key), 9))
+    for column in results:
+        table.add_column(column, justify="right", no_wrap=True)
+    for params, res, best in rows:
+        table.add_row(*params, *res, style="bold" if best else None)
     console.print(table)
     files = [Path(r["path"]) / f"report.{ext}" for ext in ("csv", "json", "md")]
     written(*files, *([r["png"]] if r["png"] else []))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 
@@ -123,6 +124,17 @@ def test_report_groups_replicates_and_plots_the_factor(sweep: Path, tmp_path: Pa
     assert [float(r["model.l2"]) for r in rows] == [1e-6, 1e-3]
     assert report["png"] == str(sweep / "report.png")
     assert_real_png(sweep / "report.png")
+    # more parameters than an 80-column terminal has room for as columns: one wrapped config
+    # column holds them, and every group's results are shown whole
+    keys = "[model.l2,model.hidden,model.dropout,optimizer.lr,trainer.epochs,data.limit,seed]"
+    copy = tmp_path / "copy"  # its report files are rewritten: leave the shared sweep's alone
+    shutil.copytree(sweep, copy)
+    proc = mnist("report", str(copy), f"report.group_by={keys}", cwd=tmp_path,
+                 env={"COLUMNS": "80"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "┃ config " in proc.stdout and "data.limit=1000" in proc.stdout
+    for group in json.loads((copy / "report.json").read_text())["groups"]:
+        assert f"{group['test_accuracy']['mean']:.2%} │" in proc.stdout
 
 
 def test_report_of_one_run_dir(quick_run: Path, tmp_path: Path) -> None:
@@ -295,8 +307,6 @@ def test_report_by_experiment_writes_the_results_table(tmp_path: Path) -> None:
 
 def test_a_run_without_metrics_is_unfinished_not_failed(sweep: Path, tmp_path: Path) -> None:
     """A job still running (or killed) has no metrics.json yet: the report says so."""
-    import shutil
-
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
     (copy / "3" / "metrics.json").unlink()
