@@ -78,6 +78,13 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
             raise UserError(
                 _no_such_key(task, _without(config_name, overrides, key), key)
             ) from None
+        ambiguous = re.match(r"Ambiguous value for argument '(([^=']+)=([^']*))'", str(e))
+        if ambiguous:
+            arg, key, value = ambiguous.groups()
+            raise UserError(
+                f"{arg}: a comma sweeps, which needs -m (mnist {task} -m {arg}); or quote it as "
+                f"one value ({key}='{value}'), or bracket it as a list ({key}=[{value}])"
+            ) from None
         twice = re.match(r"Multiple values for ([\w.]*\w)", str(e))
         if twice:
             raise UserError(
@@ -87,7 +94,7 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
             f"{_first_line(e)}{cause}; see `mnist {task} --help` for the groups and keys"
         ) from None
     except OverrideParseException as e:
-        raise UserError(f"cannot parse the override: {_first_line(e)}") from None
+        raise UserError(_unparsable(e)) from None
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"{_first_line(e)}; see `mnist {task} --help`") from None
     except ValueError:  # Hydra's defaults list refuses GROUP=null this way
@@ -95,6 +102,13 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
         if not null:
             raise
         raise UserError(_null_group(config_name, null[0].key_or_group)) from None
+
+
+def _unparsable(e: OverrideParseException) -> str:
+    return (
+        f"cannot parse the override: {_first_line(e)}; quote a value that holds =, commas, "
+        "brackets or quotes, e.g. ckpt='runs/a=b'"
+    )
 
 
 def _parsed(overrides: list[str]) -> list[Override]:
@@ -227,7 +241,7 @@ def preflight(task: str, args: list[str]) -> None:
     try:
         jobs = _combinations(parsed.overrides, parsed.multirun)
     except OverrideParseException as e:
-        raise UserError(f"cannot parse the override: {_first_line(e)}") from None
+        raise UserError(_unparsable(e)) from None
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name=task):
         for overrides in jobs:
             cfg = _compose(task, config_name, overrides)

@@ -218,6 +218,8 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         ),
         (["train", "-m", "seed=0,1", "model=lenet5,nope"], ["unknown model 'nope'"]),
         (["frobnicate"], ["unknown subcommand"]),
+        (["eval", "ckpt=runs/a=b"], ["cannot parse the override", "quote", "ckpt='runs/a=b'"]),
+        (["train", "seed=0,1"], ["seed=0,1: a comma sweeps", "mnist train -m seed=0,1"]),
         (["-sc"], ["install=SHELL", "mnist -sc install=bash"]),
         (["train", "-sc", "install=tcsh"], ["bash, zsh, fish", "'install=tcsh'"]),
         (["--shell-completion=nope"], ["--shell-completion takes", "'nope'"]),
