@@ -22,7 +22,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mnistcli.checks import CHECKS, check_writable
@@ -97,11 +97,13 @@ def _compose(task: str, config_name: str, overrides: list[str]) -> DictConfig:
         raise UserError(_unparsable(e)) from None
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"{_first_line(e)}; see `mnist {task} --help`") from None
-    except ValueError:  # Hydra's defaults list refuses GROUP=null this way
-        null = [o for o in _parsed(overrides) if o.value() is None and _is_group(o)]
-        if not null:
+    except ValueError:  # Hydra's defaults list refuses GROUP=null (or a number) this way
+        bad = [
+            o for o in _parsed(overrides) if not isinstance(o.value(), str | list) and _is_group(o)
+        ]
+        if not bad:
             raise
-        raise UserError(_null_group(config_name, null[0].key_or_group)) from None
+        raise UserError(_no_option(config_name, bad[0].key_or_group, bad[0].value())) from None
 
 
 def _unparsable(e: OverrideParseException) -> str:
@@ -111,28 +113,37 @@ def _unparsable(e: OverrideParseException) -> str:
     )
 
 
+def _typed(value: object) -> str:
+    """An override's value as typed: null for None."""
+    return "null" if value is None else str(value)
+
+
+def _primary(config_name: str) -> dict:
+    """The task's own config file (conf/NAME.yaml) as written: its defaults list, its sections."""
+    text = (resources.files(CONFIG_MODULE) / f"{config_name}.yaml").read_text()
+    return OmegaConf.to_container(OmegaConf.create(text))  # ??? values stay as they are
+
+
 def _parsed(overrides: list[str]) -> list[Override]:
     return OverridesParser.create().parse_overrides(overrides)
 
 
-def _null_group(config_name: str, group: str) -> str:
-    """The error line for GROUP=null (in the config `config_name`, its task's): a group takes an
-    option's name, some a list of them."""
+def _no_option(config_name: str, group: str, value: object = None) -> str:
+    """The error line for GROUP=null, or GROUP=3 (in the config `config_name`, its task's): a
+    group takes an option's name, some a list of them."""
     folder = resources.files(CONFIG_MODULE) / group
     if not folder.is_dir():  # one of Hydra's own groups, e.g. hydra/launcher
-        return f"{group}=null chooses no {group}; pass one of its options (`mnist {config_name} --help`)"
+        return f"{group}={_typed(value)} names no option of {group}; pass one (`mnist {config_name} --help`)"
     options = sorted(f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml"))
-    primary = resources.files(CONFIG_MODULE) / f"{config_name}.yaml"
-    chosen = OmegaConf.create(primary.read_text())
-    default = next((d[group] for d in chosen.defaults if isinstance(d, DictConfig) and group in d),
-                   "")  # fmt: skip
+    defaults = _primary(config_name)["defaults"]
+    default = next((d[group] for d in defaults if isinstance(d, dict) and group in d), "")
     if default == "":
         return f"mnist {config_name} has no config group {group}; see `mnist {config_name} --help`"
-    if isinstance(default, ListConfig):
+    if isinstance(default, list):
         fix = f"a list of them, {group}=[{options[0]}] (or {group}=[] for none)"
     else:
         fix = "one of them" + (f", or leave {group}= out for none" if default is None else "")
-    return f"{group}=null chooses no {group}; its options are {', '.join(options)}: pass {fix}"
+    return f"{group}={_typed(value)} names no {group}; its options are {', '.join(options)}: pass {fix}"
 
 
 def _dotted_keys(node: object, prefix: str = "") -> list[str]:
@@ -183,6 +194,18 @@ def _is_group(o: Override) -> bool:
     return (
         o.package is not None or "/" in group or (resources.files(CONFIG_MODULE) / group).is_dir()
     )
+
+
+def _check_sections(task: str, config_name: str, cfg: DictConfig) -> None:
+    """A section of keys in the task's config (trainer, data, runtime, ...) that an override
+    replaced with one value (trainer=fast), which nothing could read."""
+    for key, value in _primary(config_name).items():
+        if isinstance(value, dict) and key != "hydra" and not isinstance(cfg.get(key), DictConfig):
+            raise UserError(
+                f"{key}={_typed(cfg.get(key))}: {key} is a section of keys, not a value or a config "
+                f"group; set one of its keys, e.g. {key}.{next(iter(value))}=... (`mnist {task} "
+                "--cfg job` lists them)"
+            )
 
 
 def _check_added_keys(task: str, config_name: str, overrides: list[str]) -> None:
@@ -246,6 +269,7 @@ def preflight(task: str, args: list[str]) -> None:
         for overrides in jobs:
             cfg = _compose(task, config_name, overrides)
             _check_added_keys(task, config_name, overrides)
+            _check_sections(task, config_name, cfg)
             with open_dict(cfg):
                 hydra_cfg = cfg.pop("hydra")
             CHECKS[task](cfg)
