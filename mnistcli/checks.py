@@ -264,6 +264,8 @@ def check_checkpoint(path: str, task: str = "train", litert: bool = False) -> Pa
             f"{path} is a SavedModel export, for serving, which mnist {task} does not read; pass "
             "the .keras checkpoint it came from" + (" or a LiteRT export" if litert else "")
         )
+    if p.is_dir() and not litert and (p / "model.tflite").is_file():
+        p = p / "model.tflite"  # an export run's dir: refused below as the LiteRT file it holds
     if p.is_dir():
         kinds = "checkpoints/best.keras or model.tflite" if litert else "checkpoints/best.keras"
         jobs = sorted(job.parent.parent for job in p.glob("*/checkpoints/best.keras"))

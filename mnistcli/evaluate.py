@@ -157,7 +157,8 @@ def _save_pictures(
     root: Path, x: np.ndarray, y: np.ndarray, probs: np.ndarray, confusion: np.ndarray,
     cfg: DictConfig,
 ) -> list[Path]:  # fmt: skip
-    """confusion_matrix.png, and errors.png: the most confident mistakes first."""
+    """confusion_matrix.png, and unless cfg.errors is 0 errors.png: the most confident mistakes
+    first."""
     from mnistcli import plots
 
     name = "/".join(Path(cfg.ckpt).parts[-3:])
@@ -167,10 +168,11 @@ def _save_pictures(
     title = f"{wrong} of {len(y)} test images misclassified ({name})"
     if len(shown) < wrong:
         title += f", the {len(shown)} most confident"
-    files = {
-        "confusion_matrix.png": plots.confusion_matrix(confusion, f"test set, {name}"),
-        "errors.png": plots.errors(x[shown], y[shown], predicted[shown], confidence[shown], title),
-    }
+    files = {"confusion_matrix.png": plots.confusion_matrix(confusion, f"test set, {name}")}
+    if cfg.errors:  # errors=0: no errors.png
+        files["errors.png"] = plots.errors(
+            x[shown], y[shown], predicted[shown], confidence[shown], title
+        )
     for file, png in files.items():
         artifacts.write_bytes(root / file, png)
     return [root / file for file in files]

@@ -154,6 +154,11 @@ def test_litert_export_scores_and_predicts_as_the_checkpoint_without_tensorflow(
     assert math.isclose(e["test"]["loss"], t["test"]["loss"], rel_tol=1e-5)
     assert sum(map(sum, e["confusion_matrix"])) == 10_000
     assert_real_png(tmp_path / "ev" / "errors.png", 400, 300)
+    proc = mnist("eval", "ckpt=run", "errors=0", "hydra.run.dir=ev0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "ev0" / "confusion_matrix.png").is_file()
+    assert not (tmp_path / "ev0" / "errors.png").exists() and "errors.png" not in proc.stdout
+    assert_user_error(mnist("export", "ckpt=run", cwd=tmp_path), "LiteRT export", ".keras")
 
     # predict: the checkpoint's probabilities for the same images, again without TensorFlow
     x, _ = test_digits
