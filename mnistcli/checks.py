@@ -18,6 +18,7 @@ from mnistcli.data import existing_path
 from mnistcli.errors import UserError
 from mnistcli.runs import existing_folder
 
+CONFIG_MODULE = "mnistcli.conf"  # the shipped configs (conf/ in the source tree)
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
@@ -80,16 +81,17 @@ def one_of(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
         raise _bad(key, f"one of {', '.join(choices)}", v, choices[0])
 
 
-def _group_option(group: str, name: str) -> DictConfig:
-    """conf/GROUP/NAME.yaml as shipped; empty when there is no such option."""
-    spec = resources.files("mnistcli.conf") / group / f"{name}.yaml"
+def shipped(name: str) -> DictConfig:
+    """conf/NAME.yaml as shipped in the package (`train`, `model/ffnn`), unresolved; empty when
+    there is no such file."""
+    spec = resources.files(CONFIG_MODULE) / f"{name}.yaml"
     return OmegaConf.create(spec.read_text() if spec.is_file() else "{}")
 
 
 def model_keys(name: str) -> list[str] | None:
     """The keys conf/model/NAME.yaml declares (the knobs of that model's builder, and `name`);
     None when there is no such model config."""
-    return list(_group_option("model", name)) or None
+    return list(shipped(f"model/{name}")) or None
 
 
 def _check_model(cfg: DictConfig) -> None:
@@ -121,19 +123,19 @@ def _check_optimizer(cfg: DictConfig) -> None:
         cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.9", optional=True
     )
     _numbers_or_flags("optimizer", _get(cfg, "optimizer") or {}, exclude=("name",),
-                      shipped=_group_option("optimizer", str(_get(cfg, "optimizer.name"))))  # fmt: skip
+                      defaults=shipped(f"optimizer/{_get(cfg, 'optimizer.name')}"))  # fmt: skip
 
 
 def _numbers_or_flags(
-    section: str, params: Any, exclude: tuple[str, ...], shipped: Any = None
+    section: str, params: Any, exclude: tuple[str, ...], defaults: Any = None
 ) -> None:
     """Values that go to a Keras class as they are (+optimizer.clipnorm=1.0,
     callbacks.reduce_lr.min_lr): all its knobs take numbers, true/false or null. Keras checks the
-    names; a string would only fail mid-training (at the first step, or at a plateau). `shipped`:
+    names; a string would only fail mid-training (at the first step, or at a plateau). `defaults`:
     the option's config as shipped, whose values make the examples."""
     for key, value in params.items():
         if key not in exclude and value is not None and not isinstance(value, int | float):
-            default = (shipped or {}).get(key)  # the value the option ships with, if any
+            default = (defaults or {}).get(key)  # the value the option ships with, if any
             example = str(default).lower() if isinstance(default, int | float) else "1.0"
             raise _bad(f"{section}.{key}", "a number or true/false", value, example)
 
@@ -164,7 +166,7 @@ def _check_callbacks(cfg: DictConfig) -> None:
             optional=True,
         )  # fmt: skip
         _numbers_or_flags(f"callbacks.{name}", params or {}, exclude=("monitor", "mode"),
-                          shipped=_group_option("callbacks", name).get(name))  # fmt: skip
+                          defaults=shipped(f"callbacks/{name}").get(name))  # fmt: skip
 
 
 def _check_schedule(cfg: DictConfig) -> None:

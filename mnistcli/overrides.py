@@ -25,11 +25,10 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mnistcli.checks import CHECKS, check_writable
+from mnistcli.checks import CHECKS, CONFIG_MODULE, check_writable, shipped
 from mnistcli.errors import UserError
 from mnistcli.resume import check_same_config
 
-CONFIG_MODULE = "mnistcli.conf"
 EXCLUSIVE_FLAGS = ("run", "multirun", "cfg", "info", "shell_completion")
 RUN_DIR_TASKS = ("train", "eval", "predict", "show", "export")  # each run gets a dir of its own
 HYDRA_ONLY_FLAGS = ("help", "hydra_help", "info", "shell_completion", "version")
@@ -120,8 +119,7 @@ def _typed(value: object) -> str:
 
 def _primary(config_name: str) -> dict:
     """The task's own config file (conf/NAME.yaml) as written: its defaults list, its sections."""
-    text = (resources.files(CONFIG_MODULE) / f"{config_name}.yaml").read_text()
-    return OmegaConf.to_container(OmegaConf.create(text))  # ??? values stay as they are
+    return OmegaConf.to_container(shipped(config_name))  # ??? values stay as they are
 
 
 def _parsed(overrides: list[str]) -> list[Override]:

@@ -106,7 +106,7 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
         + (f", {r['unfinished']} unfinished (running or killed)" if r["unfinished"] else ""),
         caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
     )
-    results = ("runs", "failed", "val accuracy", "test accuracy")
+    keys, results = list(r["params"]), ["runs", "failed", "val accuracy", "test accuracy"]
     rows = [
         (
             [_value(v) for v in g["params"].values()],
@@ -117,18 +117,16 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
         )
         for g in r["groups"]
     ]  # fmt: skip
-
-    def width(columns: list[str], i: int, part: int) -> int:  # a column's widest cell, padded
-        return max([len(columns[i]), *(len(row[part][i]) for row in rows)]) + 3
-
-    keys = list(r["params"])
-    wide = sum(width(keys, i, 0) for i in range(len(keys)))
-    if keys and wide + sum(width(list(results), i, 1) for i in range(4)) > console.width:
+    # each column as wide as its widest cell, plus the table's padding and rule
+    cells = [params + res for params, res, _ in rows]
+    needed = sum(
+        max([len(c), *(len(row[i]) for row in cells)]) + 3 for i, c in enumerate(keys + results)
+    )
+    if keys and needed > console.width:
         table.add_column("config", overflow="fold")
-        rows = [
-            ([" ".join(f"{k}={v}" for k, v in zip(keys, p, strict=True) if v != "-")], res, best)
-            for p, res, best in rows
-        ]  # fmt: skip (a key the run has not: left out)
+        # a key the group does not have ("-") is left out
+        rows = [([" ".join(f"{k}={v}" for k, v in zip(keys, p, strict=True) if v != "-")], res, best)
+                for p, res, best in rows]  # fmt: skip
     else:
         for key in keys:
             table.add_column(key, justify="right", min_width=min(len(key), 9))
