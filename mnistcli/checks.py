@@ -219,7 +219,13 @@ def check_train(cfg: DictConfig) -> None:
         raise _bad(
             "trainer.jit_compile", "auto, true or false", _get(cfg, "trainer.jit_compile"), "auto"
         )
-    whole(cfg, "data.limit", _get(cfg, "trainer.batch_size"), "2000", optional=True)
+    whole(cfg, "data.limit", 1, "2000", optional=True)
+    limit, batch = _get(cfg, "data.limit"), _get(cfg, "trainer.batch_size")
+    if limit is not None and limit < batch:
+        raise UserError(
+            f"data.limit={limit} is less than one batch (trainer.batch_size={batch}); "
+            f"raise data.limit or lower trainer.batch_size"
+        )
     number(cfg, "trainer.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)", "0.1")
     number(
         cfg,
