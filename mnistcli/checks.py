@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable
 from importlib import resources
@@ -370,6 +371,12 @@ def check_writable(folder: str, key: str) -> None:
         raise UserError(f"cannot create {folder}: {existing} is a file; set {key} elsewhere")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"cannot write into {existing} (permission denied); set {key} elsewhere")
+    try:  # what access() cannot tell: /proc, some network and FUSE mounts, no inodes left
+        os.rmdir(tempfile.mkdtemp(prefix=".mnist-probe-", dir=existing))
+    except OSError as e:
+        raise UserError(
+            f"cannot create folders in {existing} ({e.strerror}); set {key} elsewhere"
+        ) from None
 
 
 def check_report(cfg: DictConfig) -> None:

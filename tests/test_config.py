@@ -243,6 +243,9 @@ def test_unwritable_output_folder_is_one_line(tmp_path: Path) -> None:
     assert_user_error(mnist("train", "hydra.run.dir=afile/run", cwd=tmp_path), "is a file")
     proc = mnist("train", "-m", "seed=0,1", "hydra.sweep.dir=afile/x", cwd=tmp_path)
     assert_user_error(proc, "hydra.sweep.dir")
+    # a folder access() says is writable but that takes no new folders (Linux's /proc)
+    proc = mnist("show", "hydra.run.dir=/proc/mnist-run", cwd=tmp_path)
+    assert_user_error(proc, "cannot create folders in /proc", "set hydra.run.dir elsewhere")
 
 
 def test_multirun_flag_may_follow_overrides(tmp_path: Path) -> None:
