@@ -193,6 +193,17 @@ def _check_augment(cfg: DictConfig) -> None:
     one_of(cfg, "augment.fill_mode", AUGMENT_FILL_MODES)
 
 
+def _check_logger(cfg: DictConfig) -> None:
+    if _get(cfg, "logger.name") != "tensorboard":
+        return
+    whole(cfg, "logger.histogram_freq", 0, "1")
+    if not isinstance(_get(cfg, "logger.write_graph"), bool):
+        raise _bad("logger.write_graph", "true or false", _get(cfg, "logger.write_graph"), "true")
+    freq = _get(cfg, "logger.update_freq")
+    if freq not in ("epoch", "batch") and not (_is_int(freq) and freq >= 1):
+        raise _bad("logger.update_freq", "epoch, batch or a number of batches >= 1", freq, "100")
+
+
 def _check_data_path(cfg: DictConfig) -> None:
     path = _get(cfg, "data.path")
     if path is not None:
@@ -242,6 +253,7 @@ def check_train(cfg: DictConfig) -> None:
     _check_callbacks(cfg)
     _check_schedule(cfg)
     _check_augment(cfg)
+    _check_logger(cfg)
     _check_data_path(cfg)
     _check_runtime(cfg)
 
