@@ -3,12 +3,13 @@ key, what it must be, and an example of a good value."""
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnistcli.data import existing_path
 from mnistcli.errors import UserError
-from mnistcli.runs import existing_folder
+from mnistcli.runs import existing_folder, flatten
 
 CONFIG_MODULE = "mnistcli.conf"  # the shipped configs (conf/ in the source tree)
 DEVICES = ("auto", "cpu", "gpu")
@@ -254,6 +255,10 @@ def check_train(cfg: DictConfig) -> None:
     _check_schedule(cfg)
     _check_augment(cfg)
     _check_logger(cfg)
+    groups = [d.name for d in resources.files(CONFIG_MODULE).iterdir() if d.is_dir()]
+    known = [*flatten(OmegaConf.to_container(cfg, resolve=False)), *groups]
+    _check_report_settings(cfg)  # for the report a sweep writes when it ends
+    check_report_names(cfg.report.group_by, cfg.report.replicates, known, "mnist train's config")
     _check_data_path(cfg)
     _check_runtime(cfg)
 
@@ -397,6 +402,11 @@ def check_report(cfg: DictConfig) -> None:
         raise UserError("report needs a folder: mnist report outputs/multirun/DATE/TIME")
     existing_folder(str(cfg.path))
     check_writable(str(cfg.path), "the report's folder (it writes report.csv/json/png there)")
+    _check_report_settings(cfg)
+
+
+def _check_report_settings(cfg: DictConfig) -> None:
+    """The `report` section's types; its names are checked by check_report_names."""
     ref = _get(cfg, "report.reference")
     values = (
         ref.values()
@@ -419,6 +429,24 @@ def check_report(cfg: DictConfig) -> None:
         raise _bad(
             "report.group_by", "null or a list of config keys or groups", group_by, "[experiment]"
         )
+
+
+def check_report_names(
+    group_by: Sequence[str] | None, replicates: Sequence[str], known: Iterable[str], where: str
+) -> None:
+    """report.group_by's and report.replicates' names must each be among `known` (config keys
+    and config groups); else one line with the nearest known name. `where` says whose they are
+    ("the runs under outputs/x", "mnist train's config")."""
+    known = sorted(set(known))
+    for setting, names in (("group_by", group_by or ()), ("replicates", replicates)):
+        for name in names:
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+                hint = f"did you mean {near[0]}?" if near else "e.g. model.l2, seed or experiment"
+                raise UserError(
+                    f"report.{setting} names {name}, which is not a config key or group of "
+                    f"{where}; {hint}"
+                )
 
 
 CHECKS = {

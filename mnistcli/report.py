@@ -15,6 +15,7 @@ from rich.console import Console
 
 from mnistcli import artifacts, plots, tables
 from mnistcli.artifacts import RunDir
+from mnistcli.checks import check_report_names
 from mnistcli.errors import UserError
 from mnistcli.runs import Run, existing_folder, find_runs, hashable, varying_keys
 
@@ -165,6 +166,8 @@ def report_runs(
             "(one that holds N/metrics.json)"
         )
     replicates = list(settings.get("replicates") or [])
+    known = {k for run in runs for k in (*run.config, *run.choices)}
+    check_report_names(settings.get("group_by"), replicates, known, f"the runs under {root}")
     params, groups = group_runs(runs, replicates, settings.get("group_by"))
     refs = references(settings.get("reference"))
     png = _plot(root, params[0], groups, refs) if len(params) == 1 else None

@@ -137,6 +137,17 @@ def test_report_groups_replicates_and_plots_the_factor(sweep: Path, tmp_path: Pa
         assert f"{group['test_accuracy']['mean']:.2%} │" in proc.stdout
 
 
+def test_report_names_no_run_has_are_one_line(sweep: Path, tmp_path: Path) -> None:
+    """A misspelt group_by or replicates name was read as a value no run has: one group of
+    everything, or every run its own group. Now one line names the nearest real one."""
+    before = (sweep / "report.json").read_text()
+    proc = mnist("report", str(sweep), "report.group_by=[model.l3]", cwd=tmp_path)
+    assert_user_error(proc, "report.group_by names model.l3", "did you mean model.l2?")
+    proc = mnist("report", str(sweep), "report.replicates=[sed]", cwd=tmp_path)
+    assert_user_error(proc, "report.replicates names sed", "did you mean seed?")
+    assert (sweep / "report.json").read_text() == before  # nothing was rewritten
+
+
 def test_report_of_one_run_dir(quick_run: Path, tmp_path: Path) -> None:
     proc = mnist("report", str(quick_run), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -232,6 +243,8 @@ def test_sweep_mistakes_are_caught_before_any_job(tmp_path: Path) -> None:
     assert_user_error(proc, "optimizer.lr")
     proc = mnist("train", "-m", "seed=0,1", "--cfg", "job", cwd=tmp_path)
     assert_user_error(proc, "--multirun", "--cfg")
+    proc = mnist("train", "-m", "seed=0,1", "report.group_by=[experimnt]", cwd=tmp_path)
+    assert_user_error(proc, "report.group_by names experimnt", "did you mean experiment?")
     assert not (tmp_path / "outputs").exists()
 
 
