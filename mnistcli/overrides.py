@@ -270,7 +270,8 @@ def preflight(task: str, args: list[str]) -> None:
             _check_sections(task, config_name, cfg)
             with open_dict(cfg):
                 hydra_cfg = cfg.pop("hydra")
-            CHECKS[task](cfg)
+            if not (parsed.cfg and OmegaConf.missing_keys(cfg)):  # --cfg shows ckpt: ???
+                CHECKS[task](cfg)
             if parsed.multirun:
                 _check_sweep_job(task, config_name, overrides, cfg, hydra_cfg)
             else:

@@ -143,6 +143,18 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
     assert "pkg://mnistcli.conf" in proc.stdout
 
 
+@pytest.mark.parametrize("task", ["eval", "predict", "export", "report"])
+def test_cfg_job_lists_the_keys_before_the_required_ones_are_given(
+    task: str, tmp_path: Path
+) -> None:
+    """The one-line errors say "`mnist eval --cfg job` lists the keys": it must, with the values
+    that have to be given shown as Hydra shows them, ???."""
+    proc = mnist(task, "--cfg", "job", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("path: ???" if task == "report" else "ckpt: ???") in proc.stdout
+    assert_user_error(mnist(task, "--cfg", "job", "nokey=1", cwd=tmp_path), "no key nokey")
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -157,6 +169,7 @@ def test_info_shows_the_packaged_search_path(tmp_path: Path) -> None:
         ["train", "-m", "experiment=l2_sweep", "optimizer.lr=0"],
         ["train", "model=lenet5", "+model.width=2"],
         ["train", "+trainer.epoch=3"],
+        ["eval", "--cfg", "job"],
     ],
 )
 def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
