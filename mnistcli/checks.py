@@ -370,6 +370,16 @@ def check_predict(cfg: DictConfig) -> None:
         raise UserError(
             "predict needs images: mnist predict ckpt=... images=[a.png,b.jpg] (or a folder)"
         )
+    from mnistcli.images import entries, image_files  # Pillow: predict's alone
+
+    files, listed = image_files(cfg.images), ", ".join(entries(cfg.images))
+    if not files:
+        raise UserError(
+            f"no image files in {listed}; give image files or a folder of them (png, jpg, bmp, "
+            "gif, tiff, webp)"
+        )
+    if not any(f.exists() for f in files):  # one missing among others gets its own row
+        raise UserError(f"no such file: {listed}; give image files or a folder of them")
     _check_runtime(cfg)
 
 

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from omegaconf import ListConfig
 from PIL import Image, UnidentifiedImageError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -20,12 +23,19 @@ class UnreadableImage(Exception):
     """An image file that cannot be turned into a digit; the message says why."""
 
 
-def image_files(entries: list[str]) -> list[Path]:
-    """Each entry as a path; a folder stands for the image files directly in it (by suffix,
-    sorted). Entries that do not exist stay in the list: reading them gives their error. Each
-    file once, in the order given."""
+def entries(images: Any) -> list[str]:
+    """The `images` setting as a list of paths: images=a.png or images=[a.png,folder]."""
+    if isinstance(images, str) or not isinstance(images, Sequence | ListConfig):
+        return [str(images)]
+    return [str(i) for i in images]
+
+
+def image_files(images: Any) -> list[Path]:
+    """Each of the `images` setting's entries as a path; a folder stands for the image files
+    directly in it (by suffix, sorted). Entries that do not exist stay in the list: reading them
+    gives their error. Each file once, in the order given."""
     files: list[Path] = []
-    for entry in entries:
+    for entry in entries(images):
         p = Path(entry).expanduser()
         if p.is_dir():
             files.extend(

@@ -9,21 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mnistcli import artifacts, checks, plots, tables
 from mnistcli.artifacts import RunDir
-from mnistcli.errors import UserError
 from mnistcli.images import UnreadableImage, image_files, to_mnist
 
 GUESSES = 3  # the likeliest digits listed per image
-
-
-def _entries(images: Any) -> list[str]:
-    return [str(i) for i in images] if isinstance(images, ListConfig | list) else [str(images)]
 
 
 def _rows(files: list[Path], probs: dict[Path, np.ndarray], errors: dict[Path, str]) -> list[dict]:
@@ -66,12 +61,7 @@ def predict(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Predict the digit in each of `cfg.images`; write predictions.csv and inputs.png into
     `run_dir`; return the rows (a file that could not be read has its `error`)."""
     checks.check_predict(cfg)
-    files = image_files(_entries(cfg.images))
-    if not files:
-        raise UserError(
-            f"no image files in {', '.join(_entries(cfg.images))}; give image files or a folder "
-            "of them (png, jpg, bmp, gif, tiff, webp)"
-        )
+    files = image_files(cfg.images)
     digits: dict[Path, np.ndarray] = {}
     errors: dict[Path, str] = {}
     for f in files:

@@ -108,6 +108,12 @@ def test_predict_mistakes_are_one_line(trained_run: Path, tmp_path: Path) -> Non
     assert_user_error(mnist("predict", f"ckpt={ckpt}", cwd=tmp_path), "images=")
     (tmp_path / "empty").mkdir()
     assert_user_error(mnist("predict", f"ckpt={ckpt}", "images=empty", cwd=tmp_path), "no image")
+    # none of the images there: one line before TensorFlow loads, no run dir made
+    proc = mnist("predict", f"ckpt={ckpt}", "images=[a.png,b.png]", cwd=tmp_path)
+    assert_user_error(proc, "no such file: a.png, b.png")
+    _, imported = mnist_imports("predict", f"ckpt={ckpt}", "images=a.png", cwd=tmp_path)
+    assert "hydra" in imported and not imports_tensorflow(imported)
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_export_saved_model_gives_the_checkpoints_predictions(
