@@ -3,43 +3,21 @@ interpreter: `mnist eval` and `mnist predict` score one without importing Tensor
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from mnistcli.data import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.errors import UserError
+from mnistcli.runtime import native_stderr
 
 SUFFIX = ".tflite"
 TASKS = ("eval", "predict")  # the subcommands that take a .tflite as ckpt=
 
 
+# written by LiteRT's C++ logger when it first allocates tensors; no setting turns it off
+# (TF_CPP_MIN_LOG_LEVEL does not reach it)
 DELEGATE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-
-
-@contextlib.contextmanager
-def _without_delegate_notice() -> Iterator[None]:
-    """LiteRT's C++ logger writes DELEGATE_NOTICE to the process's stderr when it first allocates
-    tensors, and no setting of it turns that off (TF_CPP_MIN_LOG_LEVEL does not reach it): catch
-    fd 2 meanwhile and pass on everything else it wrote."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(x for x in lines if x.strip() != DELEGATE_NOTICE))
-            sys.stderr.flush()
 
 
 def is_litert(path: str | Path) -> bool:
@@ -81,7 +59,7 @@ class LiteRTModel:
             chunk = x[start : start + batch_size, ..., None].astype(np.float32) / 255.0
             if len(chunk) != self.batch:
                 self.interpreter.resize_tensor_input(self.input["index"], list(chunk.shape))
-                with _without_delegate_notice():
+                with native_stderr(keep=lambda line: line.strip() != DELEGATE_NOTICE):
                     self.interpreter.allocate_tensors()
                 self.batch = len(chunk)
             self.interpreter.set_tensor(self.input["index"], chunk)

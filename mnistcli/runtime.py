@@ -6,12 +6,32 @@ import contextlib
 import os
 import platform
 import sys
+import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mnistcli.errors import UserError
+
+
+@contextlib.contextmanager
+def native_stderr(keep: Callable[[str], bool]) -> Iterator[None]:
+    """Catch what is written to file descriptor 2 meanwhile, where native code's loggers (absl's,
+    LiteRT's) write before or beyond any Python setting, and pass on the lines `keep` accepts."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if keep(line)))
+            sys.stderr.flush()
 
 
 def quiet_tensorflow() -> None:
@@ -21,18 +41,11 @@ def quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow as tf
+    with native_stderr(keep=lambda line: False):
+        import keras  # noqa: F401
+        import tensorflow as tf
 
-            tf.config.list_physical_devices("GPU")  # the CUDA probe, while muted
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        tf.config.list_physical_devices("GPU")  # the CUDA probe, while muted
     # Every job of a sweep builds new tf.functions in one process; TensorFlow calls that
     # "retracing" and warns, though each job's functions trace only once.
     tf.get_logger().addFilter(
