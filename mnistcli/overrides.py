@@ -36,6 +36,7 @@ HYDRA_ONLY_FLAGS = ("help", "hydra_help", "info", "shell_completion", "version")
 # it (+optimizer.clipnorm=1.0) and Keras refuses one it does not take; a model's keys are
 # checked by checks.py, Hydra's by Hydra. A key added anywhere else would be read by nothing.
 PASSED_ON = ("optimizer.", "callbacks.", "model.", "hydra.")
+USED = (".hydra/config.yaml", "metrics.json")  # in a run dir: a run was started there
 
 
 def quoted(value: str) -> str:
@@ -298,7 +299,14 @@ def _check_sweep_job(
     task: str, config_name: str, overrides: list[str], cfg: DictConfig, hydra_cfg: DictConfig
 ) -> None:
     """One job of the typed sweep, and the jobs a sweep the config declares adds to it."""
-    check_writable(str(OmegaConf.select(hydra_cfg, "sweep.dir")), "hydra.sweep.dir")
+    sweep_dir = str(OmegaConf.select(hydra_cfg, "sweep.dir"))
+    if (Path(sweep_dir) / "multirun.yaml").exists() or list(Path(sweep_dir).glob("*/" + USED[0])):
+        raise UserError(
+            f"the sweep folder {sweep_dir} already holds a sweep; pick another hydra.sweep.dir "
+            f"(or wait a second for a new timestamp); resume={sweep_dir} names a job it left "
+            "unfinished"
+        )
+    check_writable(sweep_dir, "hydra.sweep.dir")
     declared = _config_sweep(hydra_cfg)
     if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
         _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later
@@ -314,8 +322,7 @@ def _check_sweep_job(
 
 def _check_run_dir(run_dir: str | None) -> None:
     """A single run's dir: not one that holds a run already, and writable."""
-    used = ("metrics.json", ".hydra/config.yaml")
-    if run_dir and any((Path(run_dir) / name).exists() for name in used):
+    if run_dir and any((Path(run_dir) / name).exists() for name in USED):
         raise UserError(
             f"the run dir {run_dir} already holds a run; pick another hydra.run.dir (or wait a "
             "second for a new timestamp)"

@@ -137,6 +137,15 @@ def test_report_groups_replicates_and_plots_the_factor(sweep: Path, tmp_path: Pa
         assert f"{group['test_accuracy']['mean']:.2%} │" in proc.stdout
 
 
+def test_a_sweep_never_writes_over_an_earlier_one(sweep: Path, tmp_path: Path) -> None:
+    """As a single run refuses a run dir that holds a run, a sweep refuses a folder that holds
+    a sweep: its jobs 0, 1, ... would have been overwritten one by one."""
+    before = {f: f.stat().st_mtime_ns for f in sweep.rglob("*") if f.is_file()}
+    proc = mnist("train", "-m", "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert_user_error(proc, "already holds a sweep", f"resume={sweep}")
+    assert {f: f.stat().st_mtime_ns for f in sweep.rglob("*") if f.is_file()} == before
+
+
 def test_report_names_no_run_has_are_one_line(sweep: Path, tmp_path: Path) -> None:
     """A misspelt group_by or replicates name was read as a value no run has: one group of
     everything, or every run its own group. Now one line names the nearest real one."""
