@@ -1,19 +1,25 @@
-"""The run dir: where each file goes, atomic writes, and the one writer of metrics.json.
+"""The run dir: where each file goes, atomic writes, the one writer of metrics.json, and the
+hold a training process keeps on its run dir.
 
 Every file is written to a temporary name beside it and renamed into place, so a killed run
 leaves either the previous complete version or the new complete version, never half a file."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from mnistcli.errors import UserError
 
 SCHEMA_VERSION = 1
 
@@ -56,6 +62,36 @@ class RunDir:
     @property
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
+
+
+@contextlib.contextmanager
+def claimed(root: str | Path) -> Iterator[None]:
+    """Hold the run dir `root` while this process trains in it, so that no other mnist process
+    trains there at the same time (`resume=` of a run that is still going): an flock on the
+    folder itself, which the kernel lets go when the process ends, however it ends."""
+    fd = _claim(root)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_unclaimed(root: str | Path) -> None:
+    """Raise UserError when another process trains in the run dir `root` right now."""
+    os.close(_claim(root))
+
+
+def _claim(root: str | Path) -> int:
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            f"{root} is being trained right now by another mnist process; let it finish, or stop "
+            "it (Ctrl-C) and resume then"
+        ) from None
+    return fd
 
 
 def _tmp_beside(path: Path) -> Path:

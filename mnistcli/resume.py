@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnistcli.artifacts import check_unclaimed
 from mnistcli.errors import UserError
 
 # What a resumed run may change: where and how it runs, never what it trains.
@@ -52,6 +53,7 @@ def resume_arguments(args: list[str]) -> list[str]:
         raise AlreadyCompleted(str(run_dir))
     if status == "failed":
         raise UserError(f"{run_dir} failed (see its metrics.json); start a new run instead")
+    check_unclaimed(run_dir)
     from mnistcli.overrides import quoted  # here: overrides imports this module
 
     original = [o for o in OmegaConf.load(recorded) if not str(o).startswith(DROPPED)]

@@ -122,7 +122,12 @@ _first_in_process = True  # the first run in this process counts its start-up fr
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train the model `cfg` composes; write checkpoints, history.csv and metrics.json into
-    `run_dir`; return the metrics."""
+    `run_dir`, which no other process may train in meanwhile; return the metrics."""
+    with artifacts.claimed(run_dir):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     global _first_in_process
     began = PROCESS_STARTED if _first_in_process else time.time()
     _first_in_process = False

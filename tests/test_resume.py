@@ -121,6 +121,26 @@ def test_ctrl_c_or_sigterm_stops_records_interrupted_then_resume(
     assert "completed after 4 epochs" in log[-1]
 
 
+def test_resume_refuses_a_run_that_is_still_training(tmp_path: Path) -> None:
+    """`resume=` of a run another process is training (a second terminal, a cluster job still running):
+    two trainers would write the same checkpoints and history. Refused until that one ends."""
+    job = ["model=ffnn", "data.limit=3000", "trainer.epochs=300", "hydra.run.dir=run"]
+    first = subprocess.Popen([MNIST, "train", *job], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        after_first_epoch(first, tmp_path / "run", extra=0.0)
+        proc = mnist("train", "resume=run", cwd=tmp_path)
+        assert_user_error(proc, "run is being trained right now", "stop it (Ctrl-C)")
+        assert first.poll() is None  # the first goes on, untouched
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    assert first.returncode == 143 and read_metrics(tmp_path / "run")["status"] == "interrupted"
+    from mnistcli.artifacts import check_unclaimed
+
+    check_unclaimed(tmp_path / "run")  # let go when it ended: it may be resumed now
+
+
 def test_resuming_a_completed_run_does_nothing(uninterrupted: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*") if p.is_file()}
     proc = mnist("train", f"resume={uninterrupted}", cwd=uninterrupted.parent)
