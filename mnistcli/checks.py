@@ -205,6 +205,15 @@ def _check_logger(cfg: DictConfig) -> None:
         raise _bad("logger.update_freq", "epoch, batch or a number of batches >= 1", freq, "100")
 
 
+def _check_sweep_report(cfg: DictConfig) -> None:
+    """The report a sweep writes when it ends: its settings, and names that this config has."""
+    _check_report_settings(cfg)
+    groups = [d.name for d in resources.files(CONFIG_MODULE).iterdir() if d.is_dir()]
+    known = [*flatten(OmegaConf.to_container(cfg, resolve=False)), *groups]
+    known = [k for k in known if not k.startswith("_")]  # __pycache__
+    check_report_names(cfg.report.group_by, cfg.report.replicates, known, "mnist train's config")
+
+
 def _check_data_path(cfg: DictConfig) -> None:
     path = _get(cfg, "data.path")
     if path is not None:
@@ -255,10 +264,7 @@ def check_train(cfg: DictConfig) -> None:
     _check_schedule(cfg)
     _check_augment(cfg)
     _check_logger(cfg)
-    groups = [d.name for d in resources.files(CONFIG_MODULE).iterdir() if d.is_dir()]
-    known = [*flatten(OmegaConf.to_container(cfg, resolve=False)), *groups]
-    _check_report_settings(cfg)  # for the report a sweep writes when it ends
-    check_report_names(cfg.report.group_by, cfg.report.replicates, known, "mnist train's config")
+    _check_sweep_report(cfg)
     _check_data_path(cfg)
     _check_runtime(cfg)
 
