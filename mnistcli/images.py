@@ -59,6 +59,8 @@ def _grayscale(path: Path) -> np.ndarray:
                 white = Image.new("RGBA", rgba.size, "white")
                 img = Image.alpha_composite(white, rgba)  # transparent parts count as paper
             return np.asarray(img.convert("L"), dtype=np.float32)
+    except Image.DecompressionBombError as e:  # Pillow's guard: over about 179 megapixels
+        raise UnreadableImage(f"too large for Pillow to open ({str(e).split(',')[0]})") from None
     except UnidentifiedImageError:
         raise UnreadableImage(
             "not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, ...)"

@@ -79,6 +79,18 @@ def test_predict_reads_digits_in_any_polarity_and_size(
     assert_real_png(tmp_path / "run" / "inputs.png", 800, 300)
 
 
+def test_an_image_past_pillows_size_guard_is_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over twice Image.MAX_IMAGE_PIXELS (about 179 megapixels) Pillow raises its
+    DecompressionBombError, which ended predict in a traceback; the guard is shrunk here so that
+    a small file trips it."""
+    Image.new("L", (40, 40), 255).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(UnreadableImage, match="too large for Pillow to open"):
+        to_mnist(tmp_path / "big.png")
+
+
 def test_conversion_gives_back_mnist_digits(test_digits: tuple, tmp_path: Path) -> None:
     x, _ = test_digits
     files = _save_variants(tmp_path / "digits", x)
