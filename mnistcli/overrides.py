@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -307,6 +308,12 @@ def _check_sweep_job(
             "unfinished"
         )
     check_writable(sweep_dir, "hydra.sweep.dir")
+    launcher = str(OmegaConf.select(hydra_cfg, "launcher._target_"))
+    if launcher.endswith(".SlurmLauncher") and shutil.which("srun") is None:
+        raise UserError(
+            "hydra/launcher=submitit_slurm submits jobs to SLURM, which this machine does not have "
+            "(no srun); run it on the cluster's login node, or use hydra/launcher=joblib here"
+        )
     declared = _config_sweep(hydra_cfg)
     if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
         _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later

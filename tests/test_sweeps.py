@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
@@ -254,6 +255,10 @@ def test_sweep_mistakes_are_caught_before_any_job(tmp_path: Path) -> None:
     assert_user_error(proc, "--multirun", "--cfg")
     proc = mnist("train", "-m", "seed=0,1", "report.group_by=[experimnt]", cwd=tmp_path)
     assert_user_error(proc, "report.group_by names experimnt", "did you mean experiment?")
+    no_slurm = {"PATH": str(Path(sys.executable).parent)}  # no srun on it, whatever this host has
+    proc = mnist("train", "-m", "hydra/launcher=submitit_slurm", "seed=0", cwd=tmp_path,
+                 env=no_slurm)  # fmt: skip
+    assert_user_error(proc, "submitit_slurm", "no srun", "hydra/launcher=joblib")
     assert not (tmp_path / "outputs").exists()
 
 
