@@ -308,12 +308,7 @@ def _check_sweep_job(
             "unfinished"
         )
     check_writable(sweep_dir, "hydra.sweep.dir")
-    launcher = str(OmegaConf.select(hydra_cfg, "launcher._target_"))
-    if launcher.endswith(".SlurmLauncher") and shutil.which("srun") is None:
-        raise UserError(
-            "hydra/launcher=submitit_slurm submits jobs to SLURM, which this machine does not have "
-            "(no srun); run it on the cluster's login node, or use hydra/launcher=joblib here"
-        )
+    _check_launcher(hydra_cfg.launcher)
     declared = _config_sweep(hydra_cfg)
     if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
         _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later
@@ -325,6 +320,21 @@ def _check_sweep_job(
         with open_dict(job_cfg):
             job_cfg.pop("hydra")
         CHECKS[task](job_cfg)
+
+
+def _check_launcher(launcher: DictConfig) -> None:
+    """What the launcher plugins would only find out once the sweep has started."""
+    target = str(launcher.get("_target_"))
+    if target.endswith(".SlurmLauncher") and shutil.which("srun") is None:
+        raise UserError(
+            "hydra/launcher=submitit_slurm submits jobs to SLURM, which this machine does not have "
+            "(no srun); run it on the cluster's login node, or use hydra/launcher=joblib here"
+        )
+    if target.endswith(".JoblibLauncher") and launcher.get("n_jobs") == 0:
+        raise UserError(
+            "hydra.launcher.n_jobs=0 runs no jobs; give how many run at once, e.g. "
+            "hydra.launcher.n_jobs=2 (-1: one per core, joblib's default)"
+        )
 
 
 def _check_run_dir(run_dir: str | None) -> None:

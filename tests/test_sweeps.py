@@ -259,6 +259,9 @@ def test_sweep_mistakes_are_caught_before_any_job(tmp_path: Path) -> None:
     proc = mnist("train", "-m", "hydra/launcher=submitit_slurm", "seed=0", cwd=tmp_path,
                  env=no_slurm)  # fmt: skip
     assert_user_error(proc, "submitit_slurm", "no srun", "hydra/launcher=joblib")
+    proc = mnist("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "seed=0,1",
+                 cwd=tmp_path)  # fmt: skip
+    assert_user_error(proc, "hydra.launcher.n_jobs=0 runs no jobs")
     assert not (tmp_path / "outputs").exists()
 
 
