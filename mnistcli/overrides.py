@@ -26,7 +26,7 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mnistcli.checks import CHECKS, CONFIG_MODULE, check_writable, shipped
+from mnistcli.checks import CHECKS, CONFIG_MODULE, check_writable, shipped, whole
 from mnistcli.errors import UserError
 from mnistcli.resume import check_same_config
 
@@ -309,6 +309,7 @@ def _check_sweep_job(
         )
     check_writable(sweep_dir, "hydra.sweep.dir")
     _check_launcher(hydra_cfg.launcher)
+    _check_optuna(hydra_cfg.sweeper)
     declared = _config_sweep(hydra_cfg)
     if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
         _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later
@@ -334,6 +335,20 @@ def _check_launcher(launcher: DictConfig) -> None:
         raise UserError(
             "hydra.launcher.n_jobs=0 runs no jobs; give how many run at once, e.g. "
             "hydra.launcher.n_jobs=2 (-1: one per core, joblib's default)"
+        )
+
+
+def _check_optuna(sweeper: DictConfig) -> None:
+    """Optuna sweeper settings it would only refuse once the study has begun."""
+    if not str(sweeper.get("_target_")).endswith(".OptunaSweeper"):
+        return
+    settings = OmegaConf.create({"hydra": {"sweeper": OmegaConf.to_container(sweeper)}})
+    whole(settings, "hydra.sweeper.n_trials", 1, "20")
+    whole(settings, "hydra.sweeper.n_jobs", 1, "2")
+    if sweeper.get("direction") != "maximize":
+        raise UserError(
+            f"hydra.sweeper.direction must be maximize (the objective is the validation "
+            f"accuracy), got {sweeper.get('direction')!r}; leave it as hparams_search=optuna sets it"
         )
 
 

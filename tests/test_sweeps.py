@@ -262,6 +262,11 @@ def test_sweep_mistakes_are_caught_before_any_job(tmp_path: Path) -> None:
     proc = mnist("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "seed=0,1",
                  cwd=tmp_path)  # fmt: skip
     assert_user_error(proc, "hydra.launcher.n_jobs=0 runs no jobs")
+    for setting, words in (("n_trials=0", "hydra.sweeper.n_trials must be"),
+                           ("direction=minimize", "must be maximize")):  # fmt: skip
+        proc = mnist("train", "-m", "hparams_search=optuna", f"hydra.sweeper.{setting}",
+                     cwd=tmp_path)  # fmt: skip
+        assert_user_error(proc, words)  # Optuna's own errors came after the sweep had begun
     assert not (tmp_path / "outputs").exists()
 
 
