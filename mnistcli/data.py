@@ -87,6 +87,11 @@ def existing_path(path: str) -> Path:
             f"data.path {path} does not exist; pass an npz in Keras's MNIST layout or a folder "
             "of the four IDX files (or leave it unset for the shipped copy)"
         )
+    if p.is_file() and p.name.startswith(tuple(IDX_NAMES.values())):
+        raise UserError(
+            f"data.path {path} is one of the four IDX files; pass the folder that holds them: "
+            f"data.path={p.parent}"
+        )
     return p
 
 

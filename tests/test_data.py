@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import write_idx
-from mnistcli.data import SHIPPED, load, make_split
+from mnistcli.data import SHIPPED, existing_path, load, make_split
 from mnistcli.errors import UserError
 
 
@@ -41,6 +41,9 @@ def test_idx_folder_loads_the_same_arrays(mnist, tmp_path: Path, gz: bool) -> No
     for key, value in arrays.items():
         np.testing.assert_array_equal(getattr(loaded, key), value)
     assert len(loaded.sha256) == 64
+    one = next((tmp_path / "idx").glob("train-images-idx3-ubyte*"))  # a file, not the folder
+    with pytest.raises(UserError, match=f"one of the four IDX files.*data.path={tmp_path / 'idx'}"):
+        existing_path(str(one))
 
 
 def test_npz_in_keras_layout_loads(mnist, tmp_path: Path) -> None:
