@@ -266,7 +266,7 @@ def preflight(task: str, args: list[str]) -> None:
     except OverrideParseException as e:
         raise UserError(_unparsable(e)) from None
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name=task):
-        for overrides in jobs:
+        for number, overrides in enumerate(jobs):
             cfg = _compose(task, config_name, overrides)
             _check_added_keys(task, config_name, overrides)
             _check_sections(task, config_name, cfg)
@@ -275,6 +275,8 @@ def preflight(task: str, args: list[str]) -> None:
             if not (parsed.cfg and OmegaConf.missing_keys(cfg)):  # --cfg shows ckpt: ???
                 CHECKS[task](cfg)
             if parsed.multirun:
+                if number == 0:  # what every job shares
+                    _check_sweep(hydra_cfg)
                 _check_sweep_job(task, config_name, overrides, cfg, hydra_cfg)
             else:
                 _check_single_run(task, cfg, hydra_cfg, printing_config=bool(parsed.cfg))
@@ -300,16 +302,6 @@ def _check_sweep_job(
     task: str, config_name: str, overrides: list[str], cfg: DictConfig, hydra_cfg: DictConfig
 ) -> None:
     """One job of the typed sweep, and the jobs a sweep the config declares adds to it."""
-    sweep_dir = str(OmegaConf.select(hydra_cfg, "sweep.dir"))
-    if (Path(sweep_dir) / "multirun.yaml").exists() or list(Path(sweep_dir).glob("*/" + USED[0])):
-        raise UserError(
-            f"the sweep folder {sweep_dir} already holds a sweep; pick another hydra.sweep.dir "
-            f"(or wait a second for a new timestamp); resume={sweep_dir} names a job it left "
-            "unfinished"
-        )
-    check_writable(sweep_dir, "hydra.sweep.dir")
-    _check_launcher(hydra_cfg.launcher)
-    _check_optuna(hydra_cfg.sweeper)
     declared = _config_sweep(hydra_cfg)
     if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
         _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later
@@ -321,6 +313,20 @@ def _check_sweep_job(
         with open_dict(job_cfg):
             job_cfg.pop("hydra")
         CHECKS[task](job_cfg)
+
+
+def _check_sweep(hydra_cfg: DictConfig) -> None:
+    """What the whole sweep shares: its folder (new and writable), launcher and sweeper."""
+    sweep_dir = str(OmegaConf.select(hydra_cfg, "sweep.dir"))
+    if (Path(sweep_dir) / "multirun.yaml").exists() or list(Path(sweep_dir).glob("*/" + USED[0])):
+        raise UserError(
+            f"the sweep folder {sweep_dir} already holds a sweep; pick another hydra.sweep.dir "
+            f"(or wait a second for a new timestamp); resume={sweep_dir} names a job it left "
+            "unfinished"
+        )
+    check_writable(sweep_dir, "hydra.sweep.dir")
+    _check_launcher(hydra_cfg.launcher)
+    _check_optuna(hydra_cfg.sweeper)
 
 
 def _check_launcher(launcher: DictConfig) -> None:
