@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import ListConfig
 from PIL import Image, UnidentifiedImageError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -25,7 +24,7 @@ class UnreadableImage(Exception):
 
 def entries(images: Any) -> list[str]:
     """The `images` setting as a list of paths: images=a.png or images=[a.png,folder]."""
-    if isinstance(images, str) or not isinstance(images, Sequence | ListConfig):
+    if isinstance(images, str) or not isinstance(images, Sequence):  # a ListConfig is one
         return [str(images)]
     return [str(i) for i in images]
 
