@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -64,15 +65,25 @@ class RunDir:
         return self.root / "tensorboard"
 
 
+_held: set[str] = set()  # the run dirs this process holds
+
+
 @contextlib.contextmanager
 def claimed(root: str | Path) -> Iterator[None]:
     """Hold the run dir `root` while this process trains in it, so that no other mnist process
-    trains there at the same time (`resume=` of a run that is still going): an flock on the
-    folder itself, which the kernel lets go when the process ends, however it ends."""
+    trains there at the same time (`resume=` of a run that is still going) and `mnist report`
+    can tell a running run from a stopped one: an flock on the folder itself, which the kernel
+    lets go when the process ends, however it ends. Nested holds of one dir are one hold."""
+    key = os.path.realpath(root)
+    if key in _held:
+        yield
+        return
     fd = _claim(root)
+    _held.add(key)
     try:
         yield
     finally:
+        _held.discard(key)
         os.close(fd)
 
 
@@ -81,17 +92,37 @@ def check_unclaimed(root: str | Path) -> None:
     os.close(_claim(root))
 
 
-def _claim(root: str | Path) -> int:
-    fd = os.open(root, os.O_RDONLY)
+def being_trained(root: str | Path) -> bool:
+    """Whether a process holds the run dir `root` (trains in it) right now. Holds it itself, as
+    a shared lock, only for the instant of asking; a trainer starting then waits that out."""
+    if os.path.realpath(root) in _held:
+        return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
+        return True
+    finally:
         os.close(fd)
-        raise UserError(
-            f"{root} is being trained right now by another mnist process; let it finish, or stop "
-            "it (Ctrl-C) and resume then"
-        ) from None
-    return fd
+    return False
+
+
+def _claim(root: str | Path, tries: int = 20) -> int:
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(tries):  # a being_trained() probe holds the dir for microseconds
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            time.sleep(0.025)
+    os.close(fd)
+    raise UserError(
+        f"{root} is being trained right now by another mnist process; let it finish, or stop "
+        "it (Ctrl-C) and resume then"
+    )
 
 
 def _tmp_beside(path: Path) -> Path:

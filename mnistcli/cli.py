@@ -81,6 +81,14 @@ def _needs_tensorflow(task: str, cfg: DictConfig) -> bool:
     return not (task in litert.TASKS and litert.is_litert(str(cfg.get("ckpt") or "")))
 
 
+def _held(task: str, run_dir: str) -> contextlib.AbstractContextManager:
+    """A training job holds its run dir from its first moment, before TensorFlow loads, so that
+    `mnist report` counts it as running, not as stopped, while it starts (train() holds it too)."""
+    from mnistcli.artifacts import claimed
+
+    return claimed(run_dir) if task == "train" else contextlib.nullcontext()
+
+
 def _dispatch(task: str, cfg: DictConfig, run_dir: str) -> dict[str, Any]:
     module, function = RUNNERS[task]
     return getattr(importlib.import_module(module), function)(cfg, run_dir)
@@ -95,14 +103,14 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.get("ckpt"):  # ckpt=RUN_DIR: the checkpoint in it, as metrics.json will record
         cfg.ckpt = checkpoint_file(str(cfg.ckpt), litert=task in litert.TASKS)
-    if _needs_tensorflow(task, cfg):
-        quiet_tensorflow()
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
-    if "runtime" in cfg and cfg.runtime.get("threads") is None:
-        cfg.runtime.threads = cpu_share(hydra_cfg.get("launcher"))
     try:
-        with interruptible():
+        with interruptible(), _held(task, run_dir):
+            if _needs_tensorflow(task, cfg):
+                quiet_tensorflow()
+            if "runtime" in cfg and cfg.runtime.get("threads") is None:
+                cfg.runtime.threads = cpu_share(hydra_cfg.get("launcher"))
             return _dispatch(task, cfg, run_dir)
     except BrokenPipeError:
         _reader_left()

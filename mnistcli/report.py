@@ -45,7 +45,8 @@ def group_runs(
 ) -> tuple[list[str], list[dict]]:
     """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
     the varying config keys other than `replicates`. Returns those keys and one dict per group:
-    params, runs, failed, unfinished (no metrics.json yet), {split}_{score}: {mean, std},
+    params, runs, failed, unfinished (no metrics.json yet: running, or stopped), running, stopped,
+    {split}_{score}: {mean, std},
     epochs, train_seconds, reference, command, best."""
     params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
     grouped: dict[tuple, list[Run]] = {}
@@ -60,6 +61,8 @@ def group_runs(
             "runs": len(members),
             "failed": sum(r.failed for r in members),
             "unfinished": sum(r.unfinished for r in members),
+            "running": sum(r.running for r in members),
+            "stopped": sum(r.stopped for r in members),
             "epochs": mean_std([r.metrics.get("epochs_completed") or 0 for r in done])[0],
             "train_seconds": mean_std(
                 [r.metrics.get("timing", {}).get("train_seconds") or 0.0 for r in done]
@@ -125,6 +128,7 @@ def _csv_rows(groups: list[dict]) -> list[dict[str, Any]]:
             "runs": g["runs"],
             "failed": g["failed"],
             "unfinished": g["unfinished"],
+            "running": g["running"],
         }
         for split, name in SCORES:
             row[f"{split}_{name}_mean"] = g[f"{split}_{name}"]["mean"]
@@ -176,6 +180,8 @@ def report_runs(
         "runs": len(runs),
         "failed": sum(r.failed for r in runs),
         "unfinished": sum(r.unfinished for r in runs),
+        "running": sum(r.running for r in runs),
+        "stopped": [str(r.path) for r in runs if r.stopped],
         "params": params,
         "replicates": replicates,
         "groups": groups,
@@ -214,7 +220,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     for g in result["groups"]:
         refs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in g["reference"].items()) or "-"
         epochs = "-" if g["epochs"] is None else f"{g['epochs']:.3g}"
-        notes = [f"{g[k]} {k}" for k in ("failed", "unfinished") if g[k]]
+        notes = [f"{g[k]} {k}" for k in ("failed", "running", "stopped") if g[k]]
         runs = f"{g['runs']}" + (f" ({', '.join(notes)})" if notes else "")
         cells = [
             *(str(v) for v in g["params"].values()), refs, _percent(g["test_accuracy"]),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mnistcli.artifacts import check_unclaimed
+from mnistcli.artifacts import being_trained, check_unclaimed
 from mnistcli.errors import UserError
 
 # What a resumed run may change: where and how it runs, never what it trains.
@@ -71,8 +71,14 @@ def _not_a_run(path: Path) -> str:
         left = [j for j in jobs if _status(j) != "completed"]
         if not left:
             raise AlreadyCompleted(f"{path} (a sweep: all {len(jobs)} jobs)")
-        more = f" ({len(left) - 1} more job(s) unfinished)" if len(left) > 1 else ""
-        return f"{path} is a sweep's folder; resume one job at a time: resume={left[0]}{more}"
+        stopped = [j for j in left if not being_trained(j)]  # not the jobs running right now
+        if not stopped:
+            return (
+                f"{path} is a sweep's folder whose unfinished jobs are being trained right now; "
+                "let them finish"
+            )
+        more = f" ({len(stopped) - 1} more job(s) stopped)" if len(stopped) > 1 else ""
+        return f"{path} is a sweep's folder; resume one job at a time: resume={stopped[0]}{more}"
     return (
         f"{path} is not the run dir of a `mnist train` run (no .hydra/overrides.yaml); "
         "pass resume=outputs/DATE/TIME"

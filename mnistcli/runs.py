@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnistcli.artifacts import being_trained
 from mnistcli.errors import UserError
 
 MISSING = "-"  # a key one run's config does not have
@@ -25,6 +26,7 @@ class Run:
     config: dict[str, Any]
     choices: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    running: bool = False  # a process trains in it right now (holds its dir)
 
     @property
     def status(self) -> str:
@@ -36,8 +38,14 @@ class Run:
 
     @property
     def unfinished(self) -> bool:
-        """Still running, or killed: it has not written its metrics.json (yet)."""
+        """Still running, or stopped: it has not written its metrics.json (yet)."""
         return not self.metrics
+
+    @property
+    def stopped(self) -> bool:
+        """Unfinished and no process trains it: killed (SIGKILL, out of memory, a lost machine)
+        or ended by an error before it could record one; `mnist train resume=` continues it."""
+        return self.unfinished and not self.running
 
     @property
     def failed(self) -> bool:
@@ -124,7 +132,8 @@ def find_runs(root: str | Path) -> list[Run]:
         metrics = _read_json(root, run_dir / "metrics.json")
         config = _read_config(root, run_dir, metrics)
         if metrics.get("task", "train") == "train" and (metrics or "trainer.epochs" in config):
-            runs.append(Run(run_dir, metrics, config, *_read_hydra(root, run_dir)))
+            running = not metrics and being_trained(run_dir)
+            runs.append(Run(run_dir, metrics, config, *_read_hydra(root, run_dir), running))
     return sorted(runs, key=lambda r: _natural(r.path.relative_to(root)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,21 @@ def _value(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _stopped(paths: list[str], shown: int = 5) -> None:
+    """The runs no process trains that never finished (killed, or ended by an error before
+    recording one), each with the command that continues it; never wrapped, so each can be copied."""
+    if not paths:
+        return
+    print(
+        f"{len(paths)} run(s) stopped before finishing (killed?) and not running now; "
+        "continue each with:"
+    )
+    for path in paths[:shown]:
+        print(f"  mnist train resume={shlex.quote(path)}")
+    if len(paths) > shown:
+        print(f"  ... and {len(paths) - shown} more (report.json lists them under stopped)")
+
+
 def report_table(console: Console, r: dict[str, Any]) -> None:
     """One row per group of runs: the parameters that vary, counts, accuracy mean ± std (n - 1);
     report.csv/json also have the losses. When a column per parameter would not fit the
@@ -101,9 +117,11 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
     replicates = (
         f" over runs that differ only in {', '.join(r['replicates'])}" if r["replicates"] else ""
     )
+    unfinished = [f"{n} {k}" for k, n in (("running", r["running"]), ("stopped", len(r["stopped"])))
+                  if n]  # fmt: skip
     table = Table(
-        title=f"mnist report: {r['runs']} runs, {r['failed']} failed"
-        + (f", {r['unfinished']} unfinished (running or killed)" if r["unfinished"] else ""),
+        title=f"mnist report: {r['runs']} run{'' if r['runs'] == 1 else 's'}, {r['failed']} failed"
+        + (f", {r['unfinished']} unfinished ({', '.join(unfinished)})" if unfinished else ""),
         caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
     )
     keys, results = list(r["params"]), ["runs", "failed", "val accuracy", "test accuracy"]
@@ -135,5 +153,6 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
     for params, res, best in rows:
         table.add_row(*params, *res, style="bold" if best else None)
     console.print(table)
+    _stopped(r["stopped"])
     files = [Path(r["path"]) / f"report.{ext}" for ext in ("csv", "json", "md")]
     written(*files, *([r["png"]] if r["png"] else []))

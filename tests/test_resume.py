@@ -141,6 +141,40 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path: Path) -> None:
     check_unclaimed(tmp_path / "run")  # let go when it ended: it may be resumed now
 
 
+def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
+    """Neither has written metrics.json. A run a process trains right now, from its first moment
+    (still loading TensorFlow) on, is running; once that process is killed the run is stopped,
+    and the report says how to continue it. Asking does not disturb the trainer."""
+    job = ["model=ffnn", "data.limit=3000", "trainer.epochs=300", "hydra.run.dir=run"]
+    first = subprocess.Popen([MNIST, "train", *job], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "run" / ".hydra" / "config.yaml").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.02)
+        proc = mnist("report", "run", cwd=tmp_path)
+        assert not (tmp_path / "run" / "history.csv").exists()  # it was asked while starting
+        assert proc.returncode == 0, proc.stderr
+        assert "1 run, 0 failed, 1 unfinished (1 running)" in " ".join(proc.stdout.split())
+        assert "resume=" not in proc.stdout
+        report = json.loads((tmp_path / "run" / "report.json").read_text())
+        assert (report["running"], report["stopped"]) == (1, [])
+        after_first_epoch(first, tmp_path / "run", extra=0.0)  # it went on, undisturbed
+        assert first.poll() is None
+    finally:
+        first.kill()  # SIGKILL: no chance to write metrics.json
+        first.communicate(timeout=60)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    proc = mnist("report", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 run, 0 failed, 1 unfinished (1 stopped)" in " ".join(proc.stdout.split())
+    assert "  mnist train resume=run\n" in proc.stdout
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (report["running"], report["stopped"]) == (0, ["run"])
+    assert "| 1 (1 stopped) |" in (tmp_path / "run" / "report.md").read_text()
+
+
 def test_resuming_a_completed_run_does_nothing(uninterrupted: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*") if p.is_file()}
     proc = mnist("train", f"resume={uninterrupted}", cwd=uninterrupted.parent)
@@ -169,6 +203,11 @@ def test_resume_of_a_sweep_folder_names_an_unfinished_job(
     metrics.write_text(json.dumps({**record, "status": "interrupted"}))
     proc = mnist("train", "resume=sweep", cwd=tmp_path)
     assert_user_error(proc, "sweep is a sweep's folder", "resume=sweep/1")
+    from mnistcli.artifacts import claimed
+
+    with claimed(tmp_path / "sweep" / "1"):  # as its trainer would: job 1 is running again
+        proc = mnist("train", "resume=sweep", cwd=tmp_path)
+    assert_user_error(proc, "unfinished jobs are being trained right now", "let them finish")
     metrics.write_text(json.dumps(record))
     proc = mnist("train", "resume=sweep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

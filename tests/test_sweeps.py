@@ -347,12 +347,13 @@ def test_a_run_without_metrics_is_unfinished_not_failed(sweep: Path, tmp_path: P
     (copy / "3" / "metrics.json").unlink()
     proc = mnist("report", str(copy), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "4 runs, 0 failed, 1 unfinished" in proc.stdout
+    assert "4 runs, 0 failed, 1 unfinished (1 stopped)" in proc.stdout  # no process trains it
+    assert f"  mnist train resume={copy / '3'}\n" in proc.stdout
     report = json.loads((copy / "report.json").read_text())
-    assert [(g["runs"], g["failed"], g["unfinished"]) for g in report["groups"]] == [
-        (2, 0, 0), (2, 0, 1),
+    assert [(g["runs"], g["failed"], g["unfinished"], g["stopped"]) for g in report["groups"]] == [
+        (2, 0, 0, 0), (2, 0, 1, 1),
     ]  # fmt: skip
-    assert "| 2 (1 unfinished) |" in (copy / "report.md").read_text()
+    assert "| 2 (1 stopped) |" in (copy / "report.md").read_text()
 
 
 def test_the_command_column_holds_what_every_replicate_shares() -> None:
