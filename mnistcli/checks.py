@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnistcli.data import existing_path
+from mnistcli.data import existing_path, split_at
 from mnistcli.errors import UserError
 from mnistcli.runs import existing_folder, flatten
 
@@ -145,6 +145,10 @@ def _numbers_or_flags(
 def _check_split(cfg: DictConfig) -> None:
     number(cfg, "split.fraction", lambda v: 0 < v < 1, "a number in (0, 1)", "0.2", optional=True)
     whole(cfg, "split.val_size", 1, "10000", optional=True)
+    limit = _get(cfg, "data.limit")
+    if limit is not None and "split" in cfg:  # data.limit=150 split=holdout: too few to split
+        params = {k: v for k, v in OmegaConf.to_container(cfg.split).items() if k != "name"}
+        split_at(cfg.split.name, limit, **params)
 
 
 def _check_callbacks(cfg: DictConfig) -> None:

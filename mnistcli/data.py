@@ -106,24 +106,38 @@ def make_split(data: Mnist, name: str, limit: int | None = None, **params: float
     return SPLITS[name](data, x, y, **params)
 
 
+def split_at(name: str, n: int, **params: float | int) -> int:
+    """Where split `name` cuts `n` training examples: the first `at` train, the rest validate
+    (all `n` train for split=test, which validates on the test set). Raises UserError when a
+    side would be empty. Needs no data, so config checks ask it before anything is read."""
+    if name == "validation_split":
+        # Exactly Keras's validation_split: the last `fraction` of the arrays, rounded as Keras does.
+        fraction = params["fraction"]
+        at = int(math.ceil(n * (1.0 - fraction)))
+        if at <= 0 or at >= n:
+            raise UserError(
+                f"split.fraction={fraction} of {n} examples leaves no training or no validation "
+                "data; use a fraction in (0, 1) or a larger data.limit"
+            )
+        return at
+    if name == "holdout":
+        val_size = params["val_size"]
+        if val_size >= n:
+            raise UserError(
+                f"split=holdout holds out the last {val_size} training examples but only {n} "
+                "are used; raise data.limit or lower split.val_size"
+            )
+        return n - val_size
+    return n
+
+
 def _validation_split(data: Mnist, x: np.ndarray, y: np.ndarray, fraction: float) -> Split:
-    # Exactly Keras's validation_split: the last `fraction` of the arrays, rounded as Keras does.
-    at = int(math.ceil(len(x) * (1.0 - fraction)))
-    if at <= 0 or at >= len(x):
-        raise UserError(
-            f"split.fraction={fraction} of {len(x)} examples leaves no training or no validation "
-            "data; use a fraction in (0, 1) or a larger data.limit"
-        )
+    at = split_at("validation_split", len(x), fraction=fraction)
     return Split(x[:at], y[:at], x[at:], y[at:], data.x_test, data.y_test, False)
 
 
 def _holdout(data: Mnist, x: np.ndarray, y: np.ndarray, val_size: int) -> Split:
-    if val_size >= len(x):
-        raise UserError(
-            f"split=holdout holds out the last {val_size} training examples but only {len(x)} "
-            "are used; raise data.limit or lower split.val_size"
-        )
-    at = len(x) - val_size
+    at = split_at("holdout", len(x), val_size=val_size)
     return Split(x[:at], y[:at], x[at:], y[at:], data.x_test, data.y_test, False)
 
 

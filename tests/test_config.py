@@ -216,6 +216,8 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["eval", "data=2"], ["data=2: data is a section", "data.path="]),
         (["train", "data.limit=10"], ["data.limit=10 is less than one batch", "batch_size=128"]),
         (["train", "data.limit=0"], ["data.limit must be a whole number >= 1"]),
+        (["train", "data.limit=500", "split=holdout"], ["holds out the last 10000", "only 500"]),
+        (["train", "data.limit=200", "split.fraction=0.001"], ["no training or no validation"]),
         (["train", "logger=tensorboard", "logger.update_freq=foo"], ["epoch, batch or"]),
         (["train", "logger=tensorboard", "logger.histogram_freq=-1"], ["logger.histogram_freq"]),
         (["train", "logger=tensorboard", "logger.write_graph=maybe"], ["true or false"]),
