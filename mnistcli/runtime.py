@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import sys
@@ -101,6 +102,13 @@ def limit_threads(threads: int | None) -> int:
     worker) keeps its setting, which is the same for every job of a sweep. Returns the cap."""
     import tensorflow as tf
 
+    if threads and threads > usable_cpus():
+        logging.getLogger(__name__).warning(
+            "runtime.threads=%d is more than the %d core(s) this process may run on, so the "
+            "threads contend for them; leave runtime.threads unset (null) to use each core once",
+            threads,
+            usable_cpus(),
+        )
     threading = tf.config.threading
     if threads and threading.get_intra_op_parallelism_threads() != threads:
         with contextlib.suppress(RuntimeError):  # TensorFlow already started: keep its pools

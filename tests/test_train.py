@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from pathlib import Path
 
@@ -130,18 +131,22 @@ def test_used_run_dir_is_not_overwritten(quick_run: Path, tmp_path: Path) -> Non
     assert (quick_run / "metrics.json").read_bytes() == before
 
 
-def test_idx_folder_split_test_and_summary_table(tmp_path: Path) -> None:
+def test_idx_folder_warnings_and_summary_table(tmp_path: Path) -> None:
+    """An IDX folder as data; split=test and more threads than cores each warn, on the console
+    and in train.log."""
     real = load(None)
     arrays = {"x_train": real.x_train[:1000], "y_train": real.y_train[:1000],
               "x_test": real.x_test[:500], "y_test": real.y_test[:500]}  # fmt: skip
     folder = write_idx(tmp_path / "idx", arrays)
+    cores = len(os.sched_getaffinity(0))
     proc = mnist(
         "train", "model=ffnn", "model.hidden=[64]", "split=test", "trainer.epochs=2",
-        f"data.path={folder}", "hydra.run.dir=run", cwd=tmp_path,
+        f"data.path={folder}", f"runtime.threads={cores + 1}", "hydra.run.dir=run", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "test set validates" in proc.stdout + proc.stderr
-    assert "test set validates" in (tmp_path / "run" / "train.log").read_text()  # flushed at exit
+    log = (tmp_path / "run" / "train.log").read_text()  # flushed at exit
+    for warning in ("test set validates", f"runtime.threads={cores + 1} is more than the {cores}"):
+        assert warning in proc.stdout + proc.stderr and warning in log
     assert "mnist train: ffnn (completed)" in proc.stdout
     assert "epoch 2/2" in proc.stdout
     m = read_metrics(tmp_path / "run")
