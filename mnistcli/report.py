@@ -45,7 +45,8 @@ def group_runs(
 ) -> tuple[list[str], list[dict]]:
     """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
     the varying config keys other than `replicates`. Returns those keys and one dict per group:
-    params, runs, failed, unfinished (no metrics.json yet: running, or stopped), running, stopped,
+    params, runs, failed, interrupted, unfinished (no metrics.json yet: running, or stopped),
+    running, stopped,
     {split}_{score}: {mean, std},
     epochs, train_seconds, reference, command, best."""
     params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
@@ -60,6 +61,7 @@ def group_runs(
             "params": {k: members[0].value(k) for k in params},
             "runs": len(members),
             "failed": sum(r.failed for r in members),
+            "interrupted": sum(r.interrupted for r in members),
             "unfinished": sum(r.unfinished for r in members),
             "running": sum(r.running for r in members),
             "stopped": sum(r.stopped for r in members),
@@ -127,6 +129,7 @@ def _csv_rows(groups: list[dict]) -> list[dict[str, Any]]:
             **g["params"],
             "runs": g["runs"],
             "failed": g["failed"],
+            "interrupted": g["interrupted"],
             "unfinished": g["unfinished"],
             "running": g["running"],
         }
@@ -179,9 +182,11 @@ def report_runs(
         "path": str(root),
         "runs": len(runs),
         "failed": sum(r.failed for r in runs),
+        "interrupted": sum(r.interrupted for r in runs),
         "unfinished": sum(r.unfinished for r in runs),
         "running": sum(r.running for r in runs),
-        "stopped": [str(r.path) for r in runs if r.stopped],
+        "stopped": sum(r.stopped for r in runs),
+        "resumable": [str(r.path) for r in runs if r.resumable],
         "params": params,
         "replicates": replicates,
         "groups": groups,
@@ -220,7 +225,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     for g in result["groups"]:
         refs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in g["reference"].items()) or "-"
         epochs = "-" if g["epochs"] is None else f"{g['epochs']:.3g}"
-        notes = [f"{g[k]} {k}" for k in ("failed", "running", "stopped") if g[k]]
+        notes = [f"{g[k]} {k}" for k in ("failed", "interrupted", "running", "stopped") if g[k]]
         runs = f"{g['runs']}" + (f" ({', '.join(notes)})" if notes else "")
         cells = [
             *(str(v) for v in g["params"].values()), refs, _percent(g["test_accuracy"]),

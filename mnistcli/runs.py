@@ -48,9 +48,19 @@ class Run:
         return self.unfinished and not self.running
 
     @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C or SIGTERM, after recording so: `mnist train resume=` continues it."""
+        return self.status == "interrupted"
+
+    @property
     def failed(self) -> bool:
-        """It ended without completing (failed or interrupted)."""
-        return not self.completed and not self.unfinished
+        """It ended with an error (a NaN loss, a broken file, ...), recorded in its metrics.json."""
+        return self.status == "failed"
+
+    @property
+    def resumable(self) -> bool:
+        """Interrupted, or stopped without a record: `mnist train resume=` continues it."""
+        return self.interrupted or self.stopped
 
     def value(self, key: str) -> Any:
         """A config value ("model.l2") or, failing that, a config group's choice ("experiment")."""

@@ -94,19 +94,17 @@ def _value(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _stopped(paths: list[str], shown: int = 5) -> None:
-    """The runs no process trains that never finished (killed, or ended by an error before
-    recording one), each with the command that continues it; never wrapped, so each can be copied."""
+def _resumable(paths: list[str], shown: int = 5) -> None:
+    """The runs that can go on from their last finished epoch (interrupted, or stopped: killed,
+    or ended by an error before recording one), each with the command that continues it; never
+    wrapped, so each can be copied."""
     if not paths:
         return
-    print(
-        f"{len(paths)} run(s) stopped before finishing (killed?) and not running now; "
-        "continue each with:"
-    )
+    print(f"{len(paths)} run(s) interrupted or stopped before finishing; continue each with:")
     for path in paths[:shown]:
         print(f"  mnist train resume={shlex.quote(path)}")
     if len(paths) > shown:
-        print(f"  ... and {len(paths) - shown} more (report.json lists them under stopped)")
+        print(f"  ... and {len(paths) - shown} more (report.json lists them under resumable)")
 
 
 def report_table(console: Console, r: dict[str, Any]) -> None:
@@ -117,10 +115,10 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
     replicates = (
         f" over runs that differ only in {', '.join(r['replicates'])}" if r["replicates"] else ""
     )
-    unfinished = [f"{n} {k}" for k, n in (("running", r["running"]), ("stopped", len(r["stopped"])))
-                  if n]  # fmt: skip
+    unfinished = [f"{r[k]} {k}" for k in ("running", "stopped") if r[k]]
     table = Table(
         title=f"mnist report: {r['runs']} run{'' if r['runs'] == 1 else 's'}, {r['failed']} failed"
+        + (f", {r['interrupted']} interrupted" if r["interrupted"] else "")
         + (f", {r['unfinished']} unfinished ({', '.join(unfinished)})" if unfinished else ""),
         caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
     )
@@ -153,6 +151,6 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
     for params, res, best in rows:
         table.add_row(*params, *res, style="bold" if best else None)
     console.print(table)
-    _stopped(r["stopped"])
+    _resumable(r["resumable"])
     files = [Path(r["path"]) / f"report.{ext}" for ext in ("csv", "json", "md")]
     written(*files, *([r["png"]] if r["png"] else []))

@@ -159,7 +159,7 @@ def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
         assert "1 run, 0 failed, 1 unfinished (1 running)" in " ".join(proc.stdout.split())
         assert "resume=" not in proc.stdout
         report = json.loads((tmp_path / "run" / "report.json").read_text())
-        assert (report["running"], report["stopped"]) == (1, [])
+        assert (report["running"], report["stopped"], report["resumable"]) == (1, 0, [])
         after_first_epoch(first, tmp_path / "run", extra=0.0)  # it went on, undisturbed
         assert first.poll() is None
     finally:
@@ -171,7 +171,7 @@ def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
     assert "1 run, 0 failed, 1 unfinished (1 stopped)" in " ".join(proc.stdout.split())
     assert "  mnist train resume=run\n" in proc.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert (report["running"], report["stopped"]) == (0, ["run"])
+    assert (report["running"], report["stopped"], report["resumable"]) == (0, 1, ["run"])
     assert "| 1 (1 stopped) |" in (tmp_path / "run" / "report.md").read_text()
 
 

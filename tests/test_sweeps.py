@@ -340,20 +340,27 @@ def test_report_by_experiment_writes_the_results_table(tmp_path: Path) -> None:
     assert "notebook 97.29%" in md and "Hinton (2012) 98.47%" in md
 
 
-def test_a_run_without_metrics_is_unfinished_not_failed(sweep: Path, tmp_path: Path) -> None:
-    """A job still running (or killed) has no metrics.json yet: the report says so."""
+def test_interrupted_and_stopped_runs_are_not_failed(sweep: Path, tmp_path: Path) -> None:
+    """A job stopped by Ctrl-C or SIGTERM says so in its metrics.json; one killed outright has
+    none and no process trains it. Neither failed: the report counts them apart and prints the
+    command that continues each."""
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
     (copy / "3" / "metrics.json").unlink()
+    record = json.loads((copy / "1" / "metrics.json").read_text())
+    (copy / "1" / "metrics.json").write_text(json.dumps({**record, "status": "interrupted"}))
     proc = mnist("report", str(copy), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "4 runs, 0 failed, 1 unfinished (1 stopped)" in proc.stdout  # no process trains it
-    assert f"  mnist train resume={copy / '3'}\n" in proc.stdout
+    title = "4 runs, 0 failed, 1 interrupted, 1 unfinished (1 stopped)"
+    assert title in " ".join(proc.stdout.split())
+    for job in ("1", "3"):
+        assert f"  mnist train resume={copy / job}\n" in proc.stdout
     report = json.loads((copy / "report.json").read_text())
-    assert [(g["runs"], g["failed"], g["unfinished"], g["stopped"]) for g in report["groups"]] == [
-        (2, 0, 0, 0), (2, 0, 1, 1),
-    ]  # fmt: skip
-    assert "| 2 (1 stopped) |" in (copy / "report.md").read_text()
+    assert report["resumable"] == [str(copy / "1"), str(copy / "3")]
+    counts = [(g["runs"], g["failed"], g["interrupted"], g["stopped"]) for g in report["groups"]]
+    assert counts == [(2, 0, 1, 0), (2, 0, 0, 1)]
+    md = (copy / "report.md").read_text()
+    assert "| 2 (1 interrupted) |" in md and "| 2 (1 stopped) |" in md
 
 
 def test_the_command_column_holds_what_every_replicate_shares() -> None:
