@@ -4,7 +4,8 @@ the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 
 A job that Hydra's joblib launcher runs in a worker process is stopped the same way (as by
 SIGTERM) when the sweep's parent process goes away, e.g. `kill` on it: otherwise the workers would
-go on training, orphaned, until their jobs end.
+go on training, orphaned, until their jobs end. Ctrl-C ends that parent at once, so that joblib
+cannot kill the workers before they record that they stopped.
 
 Two guards: inside `deferred()` (a group of files written together at an epoch's end) the stop
 waits for the block to end; and `raise_if_stopped()`, called between training steps, raises it
@@ -15,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -80,9 +82,24 @@ def _watch_parent(interval: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == _state.parent:
             time.sleep(interval)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if _state.signum is None:  # else the job is stopping already (the terminal's Ctrl-C):
+            os.kill(os.getpid(), signal.SIGTERM)  # a second signal would cut its record short
 
     threading.Thread(target=watch, name="mnist-parent-watch", daemon=True).start()
+
+
+def end_sweep_on_ctrl_c(note: str) -> None:
+    """In the launching process of a parallel sweep: Ctrl-C ends it at once with `note` (exit
+    130), rather than as KeyboardInterrupt inside joblib, which would SIGKILL the workers before
+    they record 'interrupted'. The workers stop on their own, each recording so: the terminal's
+    Ctrl-C reaches them too, and a worker notices within a second that its parent has gone."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        print(note, file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
 
 
 def orphaned() -> bool:

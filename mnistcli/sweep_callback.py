@@ -4,6 +4,7 @@ per job), the grouped report (mnist report), and exit code 1 when any job failed
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from rich.console import Console
 
 from mnistcli import artifacts
 from mnistcli.runs import Run, find_runs, varying_keys
+from mnistcli.signals import end_sweep_on_ctrl_c
 
 SWEEP_FAILED_EXIT = 1
+LOKY_TRACKER_WARNINGS = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
 
 
 def summary_rows(root: Path, runs: list[Run]) -> list[dict[str, Any]]:
@@ -49,7 +52,21 @@ def write_summary(root: Path, runs: list[Run]) -> list[dict[str, Any]]:
 
 
 class SweepReport(Callback):
-    """Hydra calls on_multirun_end in the launching process once every job has returned."""
+    """Hydra calls on_multirun_start and on_multirun_end in the launching process, before the
+    first job and once every job has returned."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            root = Path(config.hydra.sweep.dir)
+            # loky's resource tracker (joblib starts it next) warns of "leaked" semaphores when
+            # this process ends first (Ctrl-C, kill); it removes them itself, so that is noise
+            os.environ["PYTHONWARNINGS"] = ",".join(
+                filter(None, [os.environ.get("PYTHONWARNINGS"), LOKY_TRACKER_WARNINGS])
+            )
+            end_sweep_on_ctrl_c(
+                f"mnist: interrupted; the running jobs record it and stop. Continue each with "
+                f"mnist train resume={root}/N (`mnist report {root}` lists them)"
+            )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnistcli.report import report_runs

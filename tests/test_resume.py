@@ -302,23 +302,30 @@ def running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_killing_a_parallel_sweeps_parent_stops_its_jobs(tmp_path: Path) -> None:
-    """`kill` on a joblib sweep's parent: its workers must stop too, record 'interrupted' and exit,
-    not go on training orphaned."""
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_stopping_a_parallel_sweep_stops_its_jobs(how: str, tmp_path: Path) -> None:
+    """`kill` on a joblib sweep's parent, or Ctrl-C in its terminal (SIGINT to the whole process
+    group): every worker records 'interrupted' and exits, none goes on training orphaned. Ctrl-C
+    ends the parent with one line and exit 130, not a traceback from inside joblib (whose abort
+    would SIGKILL the workers before they recorded anything)."""
     job = ["model=ffnn", "data.limit=3000", "trainer.epochs=300", "callbacks=[checkpoint]"]
-    parent = subprocess.Popen(
-        [MNIST, "train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *job, "seed=0,1",
-         "hydra.sweep.dir=sweep"],
-        cwd=tmp_path, env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with open(tmp_path / "stderr", "w") as stderr:
+        parent = subprocess.Popen(
+            [MNIST, "train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *job,
+             "seed=0,1", "hydra.sweep.dir=sweep"],
+            cwd=tmp_path, env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+        )  # fmt: skip
     workers: set[int] = set()
     try:
         for run in ("0", "1"):
             after_first_epoch(parent, tmp_path / "sweep" / run, extra=0.0)
         workers = children(parent.pid)
         assert len(workers) >= 2
-        parent.terminate()
+        if how == "kill":
+            parent.terminate()
+        else:
+            os.killpg(parent.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         parent.wait(timeout=30)
         deadline = time.monotonic() + 90
         while any(running(pid) for pid in workers) and time.monotonic() < deadline:
@@ -331,3 +338,8 @@ def test_killing_a_parallel_sweeps_parent_stops_its_jobs(tmp_path: Path) -> None
         for pid in workers | {parent.pid}:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
+    if how == "ctrl-c":
+        said = (tmp_path / "stderr").read_text()
+        assert parent.returncode == 130, said
+        assert "mnist: interrupted; the running jobs record it and stop" in said
+        assert "Traceback" not in said and "leaked" not in said, said
