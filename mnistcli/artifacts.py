@@ -105,6 +105,8 @@ def being_trained(root: str | Path) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
+    except OSError:  # a file system without locks (some network mounts): cannot tell
+        return False
     finally:
         os.close(fd)
     return False
@@ -118,6 +120,8 @@ def _claim(root: str | Path, tries: int = 20) -> int:
             return fd
         except BlockingIOError:
             time.sleep(0.025)
+        except OSError:  # a file system without locks (some network mounts): train unguarded
+            return fd
     os.close(fd)
     raise UserError(
         f"{root} is being trained right now by another mnist process; let it finish, or stop "
