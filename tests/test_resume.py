@@ -175,6 +175,25 @@ def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
     assert "| 1 (1 stopped) |" in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_a_file_system_without_locks_trains_unguarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where flock fails (some network mounts: ENOLCK), training goes on without the hold and
+    the report cannot tell running from stopped; neither raises."""
+    import errno
+
+    from mnistcli import artifacts
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(artifacts.fcntl, "flock", no_locks)
+    artifacts.check_unclaimed(tmp_path)
+    with artifacts.claimed(tmp_path / "."):
+        assert not artifacts.being_trained(tmp_path / "..")
+    assert not artifacts.being_trained(tmp_path)
+
+
 def test_resuming_a_completed_run_does_nothing(uninterrupted: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in uninterrupted.rglob("*") if p.is_file()}
     proc = mnist("train", f"resume={uninterrupted}", cwd=uninterrupted.parent)
