@@ -45,10 +45,8 @@ def group_runs(
 ) -> tuple[list[str], list[dict]]:
     """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
     the varying config keys other than `replicates`. Returns those keys and one dict per group:
-    params, runs, failed, interrupted, unfinished (no metrics.json yet: running, or stopped),
-    running, stopped,
-    {split}_{score}: {mean, std},
-    epochs, train_seconds, reference, command, best."""
+    params, runs, failed, interrupted, unfinished (no metrics.json yet) and of those running and
+    stopped, {split}_{score}: {mean, std}, epochs, train_seconds, reference, command, best."""
     params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
     grouped: dict[tuple, list[Run]] = {}
     for run in runs:
@@ -132,6 +130,7 @@ def _csv_rows(groups: list[dict]) -> list[dict[str, Any]]:
             "interrupted": g["interrupted"],
             "unfinished": g["unfinished"],
             "running": g["running"],
+            "stopped": g["stopped"],
         }
         for split, name in SCORES:
             row[f"{split}_{name}_mean"] = g[f"{split}_{name}"]["mean"]
