@@ -1,5 +1,7 @@
-"""The Hydra callback that closes a `mnist train -m` sweep: summary.csv and summary.json (one row
-per job), the grouped report (mnist report), and exit code 1 when any job failed."""
+"""The Hydra callback around a `mnist train -m` sweep. Before the first job of a parallel one:
+Ctrl-C handling that lets its workers record that they stopped. After the last job: summary.csv
+and summary.json (one row per job), the grouped report (mnist report), and exit code 1 when any
+job failed."""
 
 from __future__ import annotations
 
