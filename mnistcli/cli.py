@@ -271,7 +271,7 @@ def _main(argv: list[str] | None) -> None:
     from mnistcli.overrides import preflight
 
     try:
-        preflight(task, rest)
+        rest = preflight(task, rest)
     except UserError as e:
         fail(str(e))
     sys.argv = [f"mnist {task}", *rest]  # the command as Hydra's own help writes it

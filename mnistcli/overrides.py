@@ -6,6 +6,8 @@ Imports Hydra and OmegaConf only; never TensorFlow."""
 from __future__ import annotations
 
 import difflib
+import itertools
+import os
 import re
 import shutil
 import sys
@@ -247,10 +249,12 @@ def _check_sweep_keys(cfg: DictConfig, keys: list[str]) -> None:
             )
 
 
-def preflight(task: str, args: list[str]) -> None:
+def preflight(task: str, args: list[str]) -> list[str]:
     """Compose and check the config for every job `args` would run, including a sweep that the
-    config itself declares (hydra.sweeper.params); raise UserError on the first mistake. Hydra's
-    own informational flags (--help, --info, ...) are left to Hydra."""
+    config itself declares (hydra.sweeper.params); raise UserError on the first mistake. Return
+    the arguments to run: `args`, with the output folder pinned (fresh_folder) when it is the
+    config's timestamped default. Hydra's own informational flags (--help, --info, ...) are left
+    to Hydra."""
     parsed = get_args_parser().parse_args(args)
     modes = [flag for flag in EXCLUSIVE_FLAGS if getattr(parsed, flag, None)]
     if len(modes) > 1:
@@ -259,8 +263,11 @@ def preflight(task: str, args: list[str]) -> None:
             "(e.g. drop -m to print the config with --cfg job)"
         )
     if any(getattr(parsed, flag, None) for flag in HYDRA_ONLY_FLAGS):
-        return
+        return args
     config_name = parsed.config_name or task
+    key = "hydra.sweep.dir" if parsed.multirun else "hydra.run.dir"
+    given = any(o.startswith((f"{key}=", f"+{key}=", f"++{key}=")) for o in parsed.overrides)
+    default_dir = None
     try:
         jobs = _combinations(parsed.overrides, parsed.multirun)
     except OverrideParseException as e:
@@ -276,14 +283,36 @@ def preflight(task: str, args: list[str]) -> None:
                 CHECKS[task](cfg)
             if parsed.multirun:
                 if number == 0:  # what every job shares
-                    _check_sweep(hydra_cfg)
+                    _check_sweep(hydra_cfg, given)
                 _check_sweep_job(task, config_name, overrides, cfg, hydra_cfg)
             else:
-                _check_single_run(task, cfg, hydra_cfg, printing_config=bool(parsed.cfg))
+                _check_single_run(task, cfg, hydra_cfg, bool(parsed.cfg), given)
+            if number == 0 and not given and not cfg.get("resume"):
+                default_dir = OmegaConf.select(
+                    hydra_cfg, "sweep.dir" if parsed.multirun else "run.dir"
+                )
+    if parsed.cfg or default_dir is None or (task not in RUN_DIR_TASKS and not parsed.multirun):
+        return args
+    return [*args, f"{key}={quoted(fresh_folder(str(default_dir)))}"]
+
+
+def fresh_folder(path: str) -> str:
+    """`path` made now, or if it exists already, `path`-2, -3, ...: two runs started in the same
+    second (two terminals, a shell loop with `&`) would get the same timestamped folder from the
+    config and write over each other's files. mkdir is atomic: one process gets each name."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        candidate = path if n == 1 else f"{path}-{n}"
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def _check_single_run(
-    task: str, cfg: DictConfig, hydra_cfg: DictConfig, printing_config: bool
+    task: str, cfg: DictConfig, hydra_cfg: DictConfig, printing_config: bool, given: bool
 ) -> None:
     declared = _config_sweep(hydra_cfg)
     if declared and not printing_config:
@@ -295,7 +324,7 @@ def _check_single_run(
     if cfg.get("resume"):
         check_same_config(cfg, str(cfg.resume))
     elif task in RUN_DIR_TASKS:
-        _check_run_dir(OmegaConf.select(hydra_cfg, "run.dir"))
+        _check_run_dir(OmegaConf.select(hydra_cfg, "run.dir"), given)
 
 
 def _check_sweep_job(
@@ -315,14 +344,17 @@ def _check_sweep_job(
         CHECKS[task](job_cfg)
 
 
-def _check_sweep(hydra_cfg: DictConfig) -> None:
-    """What the whole sweep shares: its folder (new and writable), launcher and sweeper."""
+def _check_sweep(hydra_cfg: DictConfig, given: bool) -> None:
+    """What the whole sweep shares: its folder (new, if the user `given` it, and writable),
+    launcher and sweeper."""
     sweep_dir = str(OmegaConf.select(hydra_cfg, "sweep.dir"))
-    if (Path(sweep_dir) / "multirun.yaml").exists() or list(Path(sweep_dir).glob("*/" + USED[0])):
+    used = (Path(sweep_dir) / "multirun.yaml").exists() or list(
+        Path(sweep_dir).glob("*/" + USED[0])
+    )
+    if given and used:
         raise UserError(
-            f"the sweep folder {sweep_dir} already holds a sweep; pick another hydra.sweep.dir "
-            f"(or wait a second for a new timestamp); resume={sweep_dir} names a job it left "
-            "unfinished"
+            f"the sweep folder {sweep_dir} already holds a sweep; pick another hydra.sweep.dir; "
+            f"resume={sweep_dir} names a job it left unfinished"
         )
     check_writable(sweep_dir, "hydra.sweep.dir")
     _check_launcher(hydra_cfg.launcher)
@@ -358,12 +390,10 @@ def _check_optuna(sweeper: DictConfig) -> None:
         )
 
 
-def _check_run_dir(run_dir: str | None) -> None:
-    """A single run's dir: not one that holds a run already, and writable."""
-    if run_dir and any((Path(run_dir) / name).exists() for name in USED):
-        raise UserError(
-            f"the run dir {run_dir} already holds a run; pick another hydra.run.dir (or wait a "
-            "second for a new timestamp)"
-        )
+def _check_run_dir(run_dir: str | None, given: bool) -> None:
+    """A single run's dir: writable, and if the user `given` it, not one that holds a run
+    already (the config's timestamped default is made fresh: fresh_folder)."""
+    if given and run_dir and any((Path(run_dir) / name).exists() for name in USED):
+        raise UserError(f"the run dir {run_dir} already holds a run; pick another hydra.run.dir")
     if run_dir:
         check_writable(run_dir, "hydra.run.dir")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import math
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import assert_real_png, assert_user_error, mnist, read_metrics, write_idx
+from conftest import MNIST, assert_real_png, assert_user_error, mnist, read_metrics, write_idx
 from mnistcli.data import load
 from mnistcli.evaluate import most_confident_mistakes
 
@@ -122,6 +124,33 @@ def test_a_checkpoint_with_python_code_is_refused_not_run(
     proc = mnist("eval", "ckpt=lambda.keras", cwd=tmp_path)
     assert_user_error(proc, "lambda.keras", "Lambda", "safe mode")
     assert not marker.exists()
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path: Path) -> None:
+    """The config's run dir is a timestamp to the second, so a run started while that folder is
+    taken (a run from the same second: two terminals, a shell loop with `&`) gets TIME-2, not
+    the other run's folder (where it wrote over its config) and not an error."""
+    now = datetime.datetime.now()
+    taken = [now + datetime.timedelta(seconds=s) for s in range(30)]
+    taken = [tmp_path / "outputs" / t.strftime("%Y-%m-%d") / t.strftime("%H-%M-%S") for t in taken]
+    for folder in taken:
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "config.yaml").write_text("someone else's run\n")
+    proc = mnist("train", "model=ffnn", "model.hidden=[32]", "trainer.epochs=1", "data.limit=500",
+                 cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (run,) = {p.parent for p in tmp_path.glob("outputs/*/*/metrics.json")}
+    assert run.name.endswith("-2") and run.with_name(run.name[:-2]) in taken
+    assert f"{run}/curves.png" in proc.stdout
+    assert all((f / ".hydra" / "config.yaml").read_text() == "someone else's run\n" for f in taken)
+    assert "model=ffnn" in (run / ".hydra" / "overrides.yaml").read_text()
+    # three at once (`mnist show`, which needs no TensorFlow): three folders
+    show = [subprocess.Popen([MNIST, "show", f"show.index={i}"], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(3)]  # fmt: skip
+    for proc in show:
+        assert proc.wait(timeout=120) == 0, proc.communicate()
+    shown = {p.parent for p in tmp_path.glob("outputs/*/*-show*/digit_*.png")}
+    assert len(shown) == 3
 
 
 def test_used_run_dir_is_not_overwritten(quick_run: Path, tmp_path: Path) -> None:
