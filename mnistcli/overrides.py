@@ -356,6 +356,8 @@ def _check_sweep(hydra_cfg: DictConfig, given: bool) -> None:
             f"the sweep folder {sweep_dir} already holds a sweep; pick another hydra.sweep.dir; "
             f"resume={sweep_dir} names a job it left unfinished"
         )
+    if given:
+        _check_no_other_files(sweep_dir, "hydra.sweep.dir")
     check_writable(sweep_dir, "hydra.sweep.dir")
     _check_launcher(hydra_cfg.launcher)
     _check_optuna(hydra_cfg.sweeper)
@@ -395,5 +397,25 @@ def _check_run_dir(run_dir: str | None, given: bool) -> None:
     already (the config's timestamped default is made fresh: fresh_folder)."""
     if given and run_dir and any((Path(run_dir) / name).exists() for name in USED):
         raise UserError(f"the run dir {run_dir} already holds a run; pick another hydra.run.dir")
+    if given and run_dir:
+        _check_no_other_files(run_dir, "hydra.run.dir")
     if run_dir:
         check_writable(run_dir, "hydra.run.dir")
+
+
+def _check_no_other_files(folder: str, key: str) -> None:
+    """A folder the user named for a run or sweep is new or empty (hidden files aside): its
+    files (train.log, checkpoints/, curves.png, summary.csv, ...) would go in among, or over,
+    whatever is there, e.g. with hydra.run.dir=. in a project's folder."""
+    path = Path(folder)
+    there = (
+        sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        if path.is_dir()
+        else []
+    )
+    if there:
+        shown = ", ".join(there[:3]) + (f" and {len(there) - 3} more" if len(there) > 3 else "")
+        raise UserError(
+            f"{key}={folder} already holds other files ({shown}), which the run's files would "
+            f"mix with or write over; name a new or empty folder"
+        )

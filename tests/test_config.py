@@ -266,6 +266,26 @@ def test_unwritable_output_folder_is_one_line(tmp_path: Path) -> None:
     assert_user_error(proc, "cannot create folders in /proc", "set hydra.run.dir elsewhere")
 
 
+def test_a_folder_holding_other_files_is_not_a_run_dir(tmp_path: Path) -> None:
+    """hydra.run.dir=. in a project's folder would mix the run's files with the project's and
+    write over its curves.png; a sweep's folder likewise (summary.csv, report.md)."""
+    (tmp_path / "curves.png").write_bytes(b"mine")
+    (tmp_path / ".hidden").write_text("")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = mnist("train", "hydra.run.dir=.", cwd=tmp_path)
+    assert_user_error(
+        proc, "hydra.run.dir=. already holds other files (curves.png)", "new or empty"
+    )
+    proc = mnist("train", "-m", "seed=0,1", "hydra.sweep.dir=.", cwd=tmp_path)
+    assert_user_error(proc, "hydra.sweep.dir=. already holds other files")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "curves.png").read_bytes() == b"mine"
+    (tmp_path / "empty").mkdir()  # a new or empty folder (hidden files aside) is fine
+    (tmp_path / "empty" / ".keep").write_text("")
+    proc = mnist("show", "hydra.run.dir=empty", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_multirun_flag_may_follow_overrides(tmp_path: Path) -> None:
     """`mnist train seed=0,1 -m ...` is a sweep, as with -m first (Hydra's parser alone refused
     overrides on both sides of it): here the sweep's own folder is the one checked."""
