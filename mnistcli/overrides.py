@@ -274,13 +274,19 @@ def preflight(task: str, args: list[str]) -> list[str]:
         raise UserError(_unparsable(e)) from None
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name=task):
         for number, overrides in enumerate(jobs):
-            cfg = _compose(task, config_name, overrides)
-            _check_added_keys(task, config_name, overrides)
-            _check_sections(task, config_name, cfg)
-            with open_dict(cfg):
-                hydra_cfg = cfg.pop("hydra")
-            if not (parsed.cfg and OmegaConf.missing_keys(cfg)):  # --cfg shows ckpt: ???
-                CHECKS[task](cfg)
+            try:
+                cfg = _compose(task, config_name, overrides)
+                _check_added_keys(task, config_name, overrides)
+                _check_sections(task, config_name, cfg)
+                with open_dict(cfg):
+                    hydra_cfg = cfg.pop("hydra")
+                if not (parsed.cfg and OmegaConf.missing_keys(cfg)):  # --cfg shows ckpt: ???
+                    CHECKS[task](cfg)
+            except UserError as e:
+                if len(jobs) < 2:
+                    raise
+                # which job: `-m model=ffnn,lenet5 model.hidden=[64]` is wrong for lenet5 only
+                raise UserError(f"in the sweep's job {' '.join(overrides)}: {e}") from None
             if parsed.multirun:
                 if number == 0:  # what every job shares
                     _check_sweep(hydra_cfg, given)

@@ -239,6 +239,10 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
             ["callbacks.reduce_lr.min_lr", "number or true/false", "min_lr=0.0"],
         ),
         (["train", "-m", "seed=0,1", "model=lenet5,nope"], ["unknown model 'nope'"]),
+        (
+            ["train", "-m", "model=ffnn,lenet5", "model.hidden=[64]"],
+            ["in the sweep's job model=lenet5 model.hidden=[64]: ", "no key model.hidden"],
+        ),
         (["frobnicate"], ["unknown subcommand"]),
         (["eval", "ckpt=runs/a=b"], ["cannot parse the override", "quote", "ckpt='runs/a=b'"]),
         (["train", "seed=0,1"], ["seed=0,1: a comma sweeps", "mnist train -m seed=0,1"]),
