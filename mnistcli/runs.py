@@ -26,7 +26,7 @@ class Run:
     config: dict[str, Any]
     choices: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
-    running: bool = False  # a process trains in it right now (holds its dir)
+    running: bool = False  # a process trains in it right now (holds its dir): new or resumed
 
     @property
     def status(self) -> str:
@@ -49,8 +49,9 @@ class Run:
 
     @property
     def interrupted(self) -> bool:
-        """Stopped by Ctrl-C or SIGTERM, after recording so: `mnist train resume=` continues it."""
-        return self.status == "interrupted"
+        """Stopped by Ctrl-C or SIGTERM, after recording so, and not resumed since: `mnist train
+        resume=` continues it."""
+        return self.status == "interrupted" and not self.running
 
     @property
     def failed(self) -> bool:
@@ -142,7 +143,8 @@ def find_runs(root: str | Path) -> list[Run]:
         metrics = _read_json(root, run_dir / "metrics.json")
         config = _read_config(root, run_dir, metrics)
         if metrics.get("task", "train") == "train" and (metrics or "trainer.epochs" in config):
-            running = not metrics and being_trained(run_dir)
+            # a resumed run keeps its 'interrupted' metrics.json until it ends
+            running = metrics.get("status") != "completed" and being_trained(run_dir)
             runs.append(Run(run_dir, metrics, config, *_read_hydra(root, run_dir), running))
     return sorted(runs, key=lambda r: _natural(r.path.relative_to(root)))
 

@@ -115,11 +115,10 @@ def report_table(console: Console, r: dict[str, Any]) -> None:
     replicates = (
         f" over runs that differ only in {', '.join(r['replicates'])}" if r["replicates"] else ""
     )
-    unfinished = [f"{r[k]} {k}" for k in ("running", "stopped") if r[k]]
+    not_done = "".join(f", {r[k]} {k}" for k in ("interrupted", "stopped", "running") if r[k])
     table = Table(
         title=f"mnist report: {r['runs']} run{'' if r['runs'] == 1 else 's'}, {r['failed']} failed"
-        + (f", {r['interrupted']} interrupted" if r["interrupted"] else "")
-        + (f", {r['unfinished']} unfinished ({', '.join(unfinished)})" if unfinished else ""),
+        + not_done,
         caption=f"mean ± std{replicates}; ★ best val accuracy  ({r['path']})",
     )
     keys, results = list(r["params"]), ["runs", "failed", "val accuracy", "test accuracy"]

@@ -141,10 +141,26 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path: Path) -> None:
     check_unclaimed(tmp_path / "run")  # let go when it ended: it may be resumed now
 
 
+def resumed(tmp_path: Path, times: int) -> subprocess.Popen:
+    """`mnist train resume=run` in the background, once train.log shows it (the run's `times`-th
+    resumption) has finished an epoch."""
+    proc = subprocess.Popen([MNIST, "train", "resume=run"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (
+        (log := (tmp_path / "run" / "train.log").read_text()).count(" params), seed ") > times
+        and "] - epoch " in log.rsplit(" params), seed ", 1)[1]
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    return proc
+
+
 def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
-    """Neither has written metrics.json. A run a process trains right now, from its first moment
-    (still loading TensorFlow) on, is running; once that process is killed the run is stopped,
-    and the report says how to continue it. Asking does not disturb the trainer."""
+    """A run a process trains right now, from its first moment (still loading TensorFlow) on, or
+    resumed, is running; once that process is killed the run is stopped (no metrics.json), once
+    stopped by SIGTERM interrupted, and the report says how to continue either. Asking does not
+    disturb the trainer."""
     job = ["model=ffnn", "data.limit=3000", "trainer.epochs=300", "hydra.run.dir=run"]
     first = subprocess.Popen([MNIST, "train", *job], cwd=tmp_path, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -156,7 +172,7 @@ def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
         proc = mnist("report", "run", cwd=tmp_path)
         assert not (tmp_path / "run" / "history.csv").exists()  # it was asked while starting
         assert proc.returncode == 0, proc.stderr
-        assert "1 run, 0 failed, 1 unfinished (1 running)" in " ".join(proc.stdout.split())
+        assert "1 run, 0 failed, 1 running" in " ".join(proc.stdout.split())
         assert "resume=" not in proc.stdout
         report = json.loads((tmp_path / "run" / "report.json").read_text())
         assert (report["running"], report["stopped"], report["resumable"]) == (1, 0, [])
@@ -168,11 +184,27 @@ def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "metrics.json").exists()
     proc = mnist("report", "run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "1 run, 0 failed, 1 unfinished (1 stopped)" in " ".join(proc.stdout.split())
+    assert "1 run, 0 failed, 1 stopped" in " ".join(proc.stdout.split())
     assert "  mnist train resume=run\n" in proc.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert (report["running"], report["stopped"], report["resumable"]) == (0, 1, ["run"])
     assert "| 1 (1 stopped) |" in (tmp_path / "run" / "report.md").read_text()
+    again = resumed(tmp_path, 1)
+    again.terminate()  # SIGTERM: recorded as interrupted
+    again.communicate(timeout=60)
+    proc = mnist("report", ".", cwd=tmp_path)  # the folder's table (of one run dir: its summary)
+    assert "1 run, 0 failed, 1 interrupted" in " ".join(proc.stdout.split())
+    assert "  mnist train resume=run\n" in proc.stdout
+    again = resumed(tmp_path, 2)  # its metrics.json says interrupted until it ends
+    try:
+        proc = mnist("report", ".", cwd=tmp_path)
+        assert "1 run, 0 failed, 1 running" in " ".join(proc.stdout.split())
+        assert "resume=" not in proc.stdout
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert (report["running"], report["interrupted"], report["resumable"]) == (1, 0, [])
+    finally:
+        again.kill()
+        again.communicate(timeout=60)
 
 
 def test_a_file_system_without_locks_trains_unguarded(

@@ -351,7 +351,7 @@ def test_interrupted_and_stopped_runs_are_not_failed(sweep: Path, tmp_path: Path
     (copy / "1" / "metrics.json").write_text(json.dumps({**record, "status": "interrupted"}))
     proc = mnist("report", str(copy), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    title = "4 runs, 0 failed, 1 interrupted, 1 unfinished (1 stopped)"
+    title = "4 runs, 0 failed, 1 interrupted, 1 stopped"
     assert title in " ".join(proc.stdout.split())
     for job in ("1", "3"):
         assert f"  mnist train resume={copy / job}\n" in proc.stdout
