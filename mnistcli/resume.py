@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mnistcli.artifacts import being_trained, check_unclaimed
+from mnistcli.artifacts import check_unclaimed
 from mnistcli.errors import UserError
 
 # What a resumed run may change: where and how it runs, never what it trains.
@@ -66,19 +66,31 @@ def _not_a_run(path: Path) -> str:
     whose jobs all completed raises AlreadyCompleted)."""
     if not path.exists():
         return f"resume={path}: no such run dir; pass resume=outputs/DATE/TIME (a train run's dir)"
-    jobs = sorted(j.parent.parent for j in path.glob("*/.hydra/overrides.yaml"))
+    from mnistcli.runs import find_runs  # here: runs imports artifacts, as this module does
+
+    jobs = [job for job in find_runs(path) if job.path != path]
     if jobs:
-        left = [j for j in jobs if _status(j) != "completed"]
-        if not left:
+        if all(job.completed for job in jobs):
             raise AlreadyCompleted(f"{path} (a sweep: all {len(jobs)} jobs)")
-        stopped = [j for j in left if not being_trained(j)]  # not the jobs running right now
-        if not stopped:
+        resumable = [job.path for job in jobs if job.resumable]
+        if resumable:
+            more = len(resumable) - 1
+            also = f" ({more} more job(s) to resume after it)" if more else ""
             return (
-                f"{path} is a sweep's folder whose unfinished jobs are being trained right now; "
-                "let them finish"
+                f"{path} is a sweep's folder; resume one job at a time: resume={resumable[0]}{also}"
             )
-        more = f" ({len(stopped) - 1} more job(s) stopped)" if len(stopped) > 1 else ""
-        return f"{path} is a sweep's folder; resume one job at a time: resume={stopped[0]}{more}"
+        running = sum(job.running for job in jobs)
+        failed = [job.path for job in jobs if job.failed]
+        if running:
+            also = f", and {len(failed)} failed" if failed else ""
+            return (
+                f"{path} is a sweep's folder whose unfinished jobs are being trained right now"
+                f"{also}; let them finish"
+            )
+        return (
+            f"{path} is a sweep's folder whose unfinished jobs failed ({failed[0]} first; see "
+            "their metrics.json); start new runs for them"
+        )
     return (
         f"{path} is not the run dir of a `mnist train` run (no .hydra/overrides.yaml); "
         "pass resume=outputs/DATE/TIME"

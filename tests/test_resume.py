@@ -244,25 +244,34 @@ def test_resume_refuses_changes_and_non_runs(uninterrupted: Path, tmp_path: Path
     assert_user_error(mnist("train", "resume=folder", cwd=tmp_path), "not the run dir")
 
 
-def test_resume_of_a_sweep_folder_names_an_unfinished_job(
+def test_resume_of_a_sweep_folder_names_a_job_it_can_resume(
     uninterrupted: Path, tmp_path: Path
 ) -> None:
-    for job in ("0", "1"):
+    for job in ("0", "1", "2"):
         shutil.copytree(uninterrupted, tmp_path / "sweep" / job)
-    metrics = tmp_path / "sweep" / "1" / "metrics.json"
-    record = json.loads(metrics.read_text())
-    metrics.write_text(json.dumps({**record, "status": "interrupted"}))
+    record = read_metrics(uninterrupted)
+
+    def job_status(job: str, status: str) -> None:
+        (tmp_path / "sweep" / job / "metrics.json").write_text(
+            json.dumps({**record, "status": status})
+        )
+
+    job_status("1", "failed")  # resuming it is refused: it is not the one to name
+    job_status("2", "interrupted")
     proc = mnist("train", "resume=sweep", cwd=tmp_path)
-    assert_user_error(proc, "sweep is a sweep's folder", "resume=sweep/1")
+    assert_user_error(proc, "sweep is a sweep's folder", "resume=sweep/2")
     from mnistcli.artifacts import claimed
 
-    with claimed(tmp_path / "sweep" / "1"):  # as its trainer would: job 1 is running again
+    with claimed(tmp_path / "sweep" / "2"):  # as its trainer would: job 2 is running again
         proc = mnist("train", "resume=sweep", cwd=tmp_path)
-    assert_user_error(proc, "unfinished jobs are being trained right now", "let them finish")
-    metrics.write_text(json.dumps(record))
+    assert_user_error(proc, "being trained right now, and 1 failed", "let them finish")
+    job_status("2", "completed")
+    proc = mnist("train", "resume=sweep", cwd=tmp_path)
+    assert_user_error(proc, "unfinished jobs failed (sweep/1 first", "start new runs")
+    job_status("1", "completed")
     proc = mnist("train", "resume=sweep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "sweep (a sweep: all 2 jobs) has already completed" in proc.stdout
+    assert "sweep (a sweep: all 3 jobs) has already completed" in proc.stdout
 
 
 def test_deterministic_runs_are_identical(uninterrupted: Path, tmp_path: Path) -> None:
