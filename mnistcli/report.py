@@ -258,6 +258,14 @@ def report_run(run_dir: Path, console: Console) -> dict[str, Any]:
     (run,) = find_runs(run_dir) or [None]
     if run is None or not run.metrics:
         raise UserError(f"{run_dir} has no metrics.json of a train run; give a finished run dir")
+    if run.running:  # resumed: its metrics.json is its record up to the interruption
+        before = {**run.metrics, "status": f"running; before it was resumed: {run.status}"}
+        tables.train_summary(console, before, str(run_dir))
+        console.print(
+            f"{run_dir} is being trained right now (resumed): the table is its record from before; "
+            "its curves.png is the trainer's to write"
+        )
+        return {"path": str(run_dir), "status": "running", "curves": None}
     tables.train_summary(console, run.metrics, str(run_dir))
     curves = save_curves(RunDir(run_dir), run.metrics)
     if curves:

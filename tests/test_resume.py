@@ -202,6 +202,13 @@ def test_report_tells_a_running_run_from_a_stopped_one(tmp_path: Path) -> None:
         assert "resume=" not in proc.stdout
         report = json.loads((tmp_path / "report.json").read_text())
         assert (report["running"], report["interrupted"], report["resumable"]) == (1, 0, [])
+        curves = (tmp_path / "run" / "curves.png").stat().st_mtime_ns
+        proc = mnist("report", "run", cwd=tmp_path)  # the run's own summary
+        assert proc.returncode == 0, proc.stderr
+        said = " ".join(proc.stdout.split())
+        assert "(running; before it was resumed: interrupted)" in said
+        assert "run is being trained right now (resumed)" in said
+        assert (tmp_path / "run" / "curves.png").stat().st_mtime_ns == curves  # the trainer's
     finally:
         again.kill()
         again.communicate(timeout=60)
