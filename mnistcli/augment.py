@@ -1,5 +1,6 @@
-"""The `augment` config group: random rotation, zoom and shift of training images, done by Keras
-preprocessing layers inside the tf.data pipeline (pipeline.training), on training batches only."""
+"""The `augment` config group: random rotation, zoom and shift of training images (and, for
+`augment=elastic`, an elastic distortion), done by Keras preprocessing layers inside the tf.data
+pipeline (pipeline.training), on training batches only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,69 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
+from keras import ops
+
+
+def _bilinear(images: tf.Tensor, y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """images [N, H, W] read at the real-valued rows y and columns x [N, H, W], bilinearly, black
+    outside the image. (keras.ops.image.map_coordinates does this for one image, or for a batch
+    of a size known when tracing, which a tf.data batch is not.)"""
+    n, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
+    flat = ops.reshape(images, (-1,))
+    first = ops.reshape(ops.arange(n) * height * width, (-1, 1, 1))  # each image's first pixel
+    y0, x0 = ops.floor(y), ops.floor(x)
+    moved = ops.zeros_like(y)
+    for row, column in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)):
+        weight = (1 - ops.abs(y - row)) * (1 - ops.abs(x - column))
+        inside = (row >= 0) & (row < height) & (column >= 0) & (column < width)
+        r = ops.cast(ops.clip(row, 0, height - 1), "int32")
+        c = ops.cast(ops.clip(column, 0, width - 1), "int32")
+        pixel = ops.take(flat, first + r * width + c)
+        moved = moved + ops.where(inside, pixel, 0.0) * weight
+    return moved
+
+
+class ElasticDistortion(keras.layers.Layer):
+    """Simard, Steinkraus and Platt (2003)'s elastic distortion: every pixel moves along a random
+    displacement field, drawn uniform in [-1, 1] for each pixel and axis, smoothed by a Gaussian of
+    `sigma` pixels and scaled by `alpha`; the image is resampled bilinearly, black outside it.
+    (Keras's RandomElasticTransform is not this: it ties sigma to the image's size, 1.4 px here, and
+    draws both axes' displacements from one seed, so every pixel moves along a diagonal.)"""
+
+    def __init__(self, alpha: float, sigma: float, seed: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alpha, self.sigma = float(alpha), float(sigma)
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def _smoothing(self, size: int) -> np.ndarray:
+        """The Gaussian as a [size, size] matrix: M @ field smooths a field's columns, with zeros
+        beyond the image's edge (scipy.ndimage.gaussian_filter's mode="constant")."""
+
+        def gaussian(offset: np.ndarray) -> np.ndarray:
+            return np.exp(-0.5 * (offset / self.sigma) ** 2)
+
+        offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
+        whole = gaussian(np.arange(-size, size + 1)).sum()  # the kernel's weight, edges aside
+        return (gaussian(offsets) / whole).astype("float32")
+
+    def displacement(self, n: tf.Tensor | int, height: int, width: int) -> tf.Tensor:
+        """A fresh field for n images: [n, 2, height, width], how far each pixel's reading point
+        moves down its column (0) and along its row (1), in pixels."""
+        field = keras.random.uniform((n, 2, height, width), -1.0, 1.0, seed=self.generator)
+        rows, columns = self._smoothing(height), self._smoothing(width)
+        return ops.einsum("ij,najk,lk->nail", rows, field, columns) * self.alpha
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        height, width = images.shape[1], images.shape[2]
+        field = self.displacement(ops.shape(images)[0], height, width)
+        y = ops.cast(ops.reshape(ops.arange(height), (1, -1, 1)), "float32") + field[:, 0]
+        x = ops.cast(ops.reshape(ops.arange(width), (1, 1, -1)), "float32") + field[:, 1]
+        return ops.expand_dims(_bilinear(images[..., 0], y, x), -1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
 
 
 def augmenter(settings: dict[str, Any], seed: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
@@ -16,14 +79,14 @@ def augmenter(settings: dict[str, Any], seed: int) -> Callable[[tf.Tensor], tf.T
     if settings["name"] == "none":
         return None
     fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
-    layers = keras.Sequential(
-        [
-            keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
-            keras.layers.RandomZoom(settings["zoom"], seed=seed + 1, **fill),
-            keras.layers.RandomTranslation(
-                settings["shift"], settings["shift"], seed=seed + 2, **fill
-            ),
-        ],
-        name=f"augment_{settings['name']}",
-    )
+    stack = [
+        keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
+        keras.layers.RandomZoom(settings["zoom"], seed=seed + 1, **fill),
+        keras.layers.RandomTranslation(settings["shift"], settings["shift"], seed=seed + 2, **fill),
+    ]
+    if settings.get("elastic_alpha"):
+        stack.insert(
+            0, ElasticDistortion(settings["elastic_alpha"], settings["elastic_sigma"], seed + 3)
+        )
+    layers = keras.Sequential(stack, name=f"augment_{settings['name']}")
     return lambda images: layers(images, training=True)

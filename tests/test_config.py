@@ -32,12 +32,16 @@ def composed(*overrides: str, name: str = "train"):
 
 @pytest.mark.parametrize(
     "group, option",
-    [(g, o) for g in ("model", "optimizer", "split", "schedule", "experiment") for o in options(g)],
+    [
+        (g, o)
+        for g in ("model", "optimizer", "split", "schedule", "augment", "experiment")
+        for o in options(g)
+    ],
 )
 def test_every_group_option_composes_and_passes_checks(group: str, option: str) -> None:
     cfg = composed(f"{group}={option}")
     CHECKS["train"](cfg)
-    if group in ("model", "optimizer", "split", "schedule"):
+    if group in ("model", "optimizer", "split", "schedule", "augment"):
         assert cfg[group].name == option
 
 
@@ -117,6 +121,18 @@ def test_cnn_v2_wide_is_the_improved_recipe_on_a_wider_net() -> None:
     assert wide == improved
 
 
+def test_cnn_v2_elastic_is_the_improved_recipe_with_elastic_distortion() -> None:
+    elastic, improved = (
+        composed("experiment=cnn_v2_elastic"),
+        composed("experiment=cnn_v2_improved"),
+    )
+    assert (elastic.augment.elastic_alpha, elastic.augment.elastic_sigma) == (34, 4)
+    assert elastic.augment == {**improved.augment, "name": "elastic", "elastic_alpha": 34,
+                               "elastic_sigma": 4}  # fmt: skip
+    elastic.augment = improved.augment
+    assert elastic == improved
+
+
 def test_top_help_lists_subcommands(tmp_path: Path) -> None:
     proc = mnist("--help", cwd=tmp_path)
     assert proc.returncode == 0
@@ -190,6 +206,7 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         # a key added with + that nothing would read: refused, not ignored in silence
         (["train", "+trainer.epoch=3"], ["+trainer.epoch=3 would do nothing", "trainer.epochs?"]),
         (["train", "augment=notebook", "+augment.zooom=0.2"], ["did you mean augment.zoom?"]),
+        (["train", "augment=elastic", "augment.elastic_sigma=0"], ["augment.elastic_sigma", "> 0"]),
         (["train", "+foo=1"], ["no key foo", "--cfg job"]),
         (["eval", "+ckp=run/checkpoints/best.keras"], ["no key ckp", "did you mean ckpt?"]),
         (["train", "+experiment=fast"], ["experiment is chosen already", "experiment=NAME"]),
