@@ -1,6 +1,7 @@
-"""The `augment` config group: random rotation, zoom and shift of training images (and, for
-`augment=elastic`, an elastic distortion), done by Keras preprocessing layers inside the tf.data
-pipeline (pipeline.training), on training batches only."""
+"""The `augment` config group: random rotation, zoom and shift of training images, by Keras's
+preprocessing layers (`augment=notebook`) or in one resampling (`augment=one_pass`, and
+`augment=elastic` with an elastic distortion), inside the tf.data pipeline (pipeline.training),
+on training batches only."""
 
 from __future__ import annotations
 
@@ -32,16 +33,31 @@ def _bilinear(images: tf.Tensor, y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     return moved
 
 
-class ElasticDistortion(keras.layers.Layer):
-    """Simard, Steinkraus and Platt (2003)'s elastic distortion: every pixel moves along a random
-    displacement field, drawn uniform in [-1, 1] for each pixel and axis, smoothed by a Gaussian of
-    `sigma` pixels and scaled by `alpha`; the image is resampled bilinearly, black outside it.
-    (Keras's RandomElasticTransform is not this: it ties sigma to the image's size, 1.4 px here, and
-    draws both axes' displacements from one seed, so every pixel moves along a diagonal.)"""
+class RandomWarp(keras.layers.Layer):
+    """The notebook's random rotation, zoom and shift, and optionally Simard, Steinkraus and Platt
+    (2003)'s elastic distortion, in one bilinear resampling, black outside the image, as the
+    notebook's ImageDataGenerator did. Keras's layers resample once each: three times for the
+    notebook's three, and every resampling blurs the digit a little more than any test image is.
 
-    def __init__(self, alpha: float, sigma: float, seed: int, **kwargs: Any) -> None:
+    The elastic distortion moves every pixel along a random displacement field, drawn uniform in
+    [-1, 1] for each pixel and axis, smoothed by a Gaussian of `elastic_sigma` pixels and scaled by
+    `elastic_alpha`. (Keras's RandomElasticTransform is not this: it ties sigma to the image's size,
+    1.4 px here, and draws both axes' displacements from one seed, so pixels move diagonally.)"""
+
+    def __init__(
+        self,
+        rotation_degrees: float,
+        zoom: float,
+        shift: float,
+        elastic_alpha: float,
+        elastic_sigma: float,
+        seed: int,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.alpha, self.sigma = float(alpha), float(sigma)
+        self.rotation = np.deg2rad(rotation_degrees)
+        self.zoom, self.shift = float(zoom), float(shift)
+        self.alpha, self.sigma = float(elastic_alpha), float(elastic_sigma)
         self.generator = keras.random.SeedGenerator(seed)
 
     def _smoothing(self, size: int) -> np.ndarray:
@@ -56,18 +72,31 @@ class ElasticDistortion(keras.layers.Layer):
         return (gaussian(offsets) / whole).astype("float32")
 
     def displacement(self, n: tf.Tensor | int, height: int, width: int) -> tf.Tensor:
-        """A fresh field for n images: [n, 2, height, width], how far each pixel's reading point
-        moves down its column (0) and along its row (1), in pixels."""
+        """A fresh elastic field for n images: [n, 2, height, width], how far each pixel's reading
+        point moves down its column (0) and along its row (1), in pixels."""
         field = keras.random.uniform((n, 2, height, width), -1.0, 1.0, seed=self.generator)
         rows, columns = self._smoothing(height), self._smoothing(width)
         return ops.einsum("ij,najk,lk->nail", rows, field, columns) * self.alpha
 
     def call(self, images: tf.Tensor) -> tf.Tensor:
-        height, width = images.shape[1], images.shape[2]
-        field = self.displacement(ops.shape(images)[0], height, width)
-        y = ops.cast(ops.reshape(ops.arange(height), (1, -1, 1)), "float32") + field[:, 0]
-        x = ops.cast(ops.reshape(ops.arange(width), (1, 1, -1)), "float32") + field[:, 1]
-        return ops.expand_dims(_bilinear(images[..., 0], y, x), -1)
+        n, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+
+        def draw(low: float, high: float) -> tf.Tensor:  # one number per image, [n, 1, 1]
+            return keras.random.uniform((n, 1, 1), low, high, seed=self.generator)
+
+        angle = draw(-self.rotation, self.rotation)
+        scale = draw(1 - self.zoom, 1 + self.zoom)  # > 1 reads a wider area: the digit shrinks
+        down, across = draw(-self.shift, self.shift) * height, draw(-self.shift, self.shift) * width
+        # each output pixel, from the image's centre, reads the point turned, scaled and shifted
+        y = ops.cast(ops.reshape(ops.arange(height), (1, -1, 1)), "float32") - (height - 1) / 2
+        x = ops.cast(ops.reshape(ops.arange(width), (1, 1, -1)), "float32") - (width - 1) / 2
+        cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+        rows = cos * y - sin * x + (height - 1) / 2 + down
+        columns = sin * y + cos * x + (width - 1) / 2 + across
+        if self.alpha:
+            field = self.displacement(n, height, width)
+            rows, columns = rows + field[:, 0], columns + field[:, 1]
+        return ops.expand_dims(_bilinear(images[..., 0], rows, columns), -1)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
@@ -78,15 +107,21 @@ def augmenter(settings: dict[str, Any], seed: int) -> Callable[[tf.Tensor], tf.T
     None for `augment=none`. Seeded by the run's seed."""
     if settings["name"] == "none":
         return None
-    fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
-    stack = [
-        keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
-        keras.layers.RandomZoom(settings["zoom"], seed=seed + 1, **fill),
-        keras.layers.RandomTranslation(settings["shift"], settings["shift"], seed=seed + 2, **fill),
-    ]
-    if settings.get("elastic_alpha"):
-        stack.insert(
-            0, ElasticDistortion(settings["elastic_alpha"], settings["elastic_sigma"], seed + 3)
+    if settings.get("one_pass"):
+        keys = ("rotation_degrees", "zoom", "shift", "elastic_alpha", "elastic_sigma")
+        layer = RandomWarp(
+            *(settings[k] for k in keys), seed=seed, name=f"augment_{settings['name']}"
         )
-    layers = keras.Sequential(stack, name=f"augment_{settings['name']}")
+        return lambda images: layer(images)
+    fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
+    layers = keras.Sequential(
+        [
+            keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
+            keras.layers.RandomZoom(settings["zoom"], seed=seed + 1, **fill),
+            keras.layers.RandomTranslation(
+                settings["shift"], settings["shift"], seed=seed + 2, **fill
+            ),
+        ],
+        name=f"augment_{settings['name']}",
+    )
     return lambda images: layers(images, training=True)

@@ -196,6 +196,11 @@ def _check_augment(cfg: DictConfig) -> None:
     for key in ("augment.zoom", "augment.shift"):
         number(cfg, key, lambda v: 0 <= v < 1, "a fraction in [0, 1)", "0.1")
     one_of(cfg, "augment.fill_mode", AUGMENT_FILL_MODES)
+    if _get(cfg, "augment.one_pass") and _get(cfg, "augment.fill_mode") != "constant":
+        raise UserError(
+            f"augment.fill_mode={_get(cfg, 'augment.fill_mode')}: augment={_get(cfg, 'augment.name')} "
+            "fills with black (constant) only; drop it, or use augment=notebook for Keras's fill modes"
+        )
     number(cfg, "augment.elastic_alpha", lambda v: v >= 0, "pixels >= 0", "34", optional=True)
     number(cfg, "augment.elastic_sigma", lambda v: v > 0, "pixels > 0", "4", optional=True)
 

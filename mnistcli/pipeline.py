@@ -41,8 +41,8 @@ def training(
     """The batches of epochs initial_epoch+1 .. epochs, one dataset for all of them (fit with
     steps_per_epoch). Epoch e's order is a stateless shuffle keyed by (seed, e), so a resumed run
     sees exactly the batches the uninterrupted run would have seen (`augment`, a function of a
-    batch of scaled images, transforms each batch after that; its random draws are not keyed by
-    epoch)."""
+    batch of scaled images, transforms each batch after that, in order, so that a seed gives the
+    same draws every time; they are not keyed by epoch, so a resumed run draws afresh)."""
     images, labels = tf.constant(x), tf.constant(y)
     n, seed = len(x), tf.constant(seed, tf.int64)
 
@@ -51,11 +51,13 @@ def training(
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        batch, batch_labels = _scale(tf.gather(images, index), tf.gather(labels, index))
-        return (augment(batch) if augment else batch), batch_labels
+        return _scale(tf.gather(images, index), tf.gather(labels, index))
 
     ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
-    return _prefetched(ds.map(gather, num_parallel_calls=PARALLEL))
+    ds = ds.map(gather, num_parallel_calls=PARALLEL)
+    if augment:  # one batch at a time: two at once would race for the layers' random state
+        ds = ds.map(lambda batch, batch_labels: (augment(batch), batch_labels))
+    return _prefetched(ds)
 
 
 def inference(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:

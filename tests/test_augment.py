@@ -1,20 +1,29 @@
-"""The `augment` group: random rotation, zoom and shift (and elastic distortion) inside the
-tf.data pipeline, training batches only."""
+"""The `augment` group: random rotation, zoom and shift, by Keras's layers or in one resampling
+(and elastic distortion), inside the tf.data pipeline, training batches only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import mnist, read_metrics
-from mnistcli.augment import ElasticDistortion, _bilinear, augmenter
+from mnistcli.augment import RandomWarp, _bilinear, augmenter
 from mnistcli.data import load
 from mnistcli.pipeline import inference, training
 
 NOTEBOOK = {"name": "notebook", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1,
             "fill_mode": "constant"}  # fmt: skip
-ELASTIC = {**NOTEBOOK, "name": "elastic", "elastic_alpha": 34, "elastic_sigma": 4}
+ONE_PASS = {**NOTEBOOK, "name": "one_pass", "one_pass": True, "elastic_alpha": 0,
+            "elastic_sigma": 4}  # fmt: skip
+ELASTIC = {**ONE_PASS, "name": "elastic", "elastic_alpha": 34}
+STILL = {"rotation_degrees": 0, "zoom": 0, "shift": 0}
+
+
+def sharpness(images: np.ndarray) -> float:
+    """Summed steps between neighbouring pixels per unit of ink: less when blurred."""
+    return float(np.abs(np.diff(images, axis=2)).sum() / images.sum())
 
 
 def _first_batch(augment: object) -> tuple[np.ndarray, np.ndarray]:
@@ -24,10 +33,11 @@ def _first_batch(augment: object) -> tuple[np.ndarray, np.ndarray]:
     return images.numpy(), labels.numpy()
 
 
-def test_augmentation_moves_training_digits_and_keeps_labels() -> None:
+@pytest.mark.parametrize("settings", [NOTEBOOK, ONE_PASS], ids=["notebook", "one_pass"])
+def test_augmentation_moves_training_digits_and_keeps_labels(settings: dict) -> None:
     assert augmenter({"name": "none"}, 0) is None
     plain, plain_labels = _first_batch(None)
-    moved, labels = _first_batch(augmenter(NOTEBOOK, seed=0))
+    moved, labels = _first_batch(augmenter(settings, seed=0))
     np.testing.assert_array_equal(labels, plain_labels)  # the same examples, in the same order
     assert moved.shape == plain.shape == (256, 28, 28, 1)
     assert moved.min() >= 0.0 and moved.max() <= 1.0 + 1e-6
@@ -38,20 +48,68 @@ def test_augmentation_moves_training_digits_and_keeps_labels() -> None:
     assert moved[:, 0, 0, 0].max() < 0.05  # constant fill: the corners stay black
 
 
+def test_one_pass_blurs_less_than_three_layers_and_still_is_still() -> None:
+    """Keras's three layers resample three times; one pass once, as ImageDataGenerator did."""
+    plain, _ = _first_batch(None)
+    layers, _ = _first_batch(augmenter(NOTEBOOK, seed=0))
+    once, _ = _first_batch(augmenter(ONE_PASS, seed=0))
+    assert sharpness(layers) < sharpness(once) - 0.02  # measured: 0.415 against 0.462
+    assert sharpness(once) > 0.9 * sharpness(plain)  # 0.492
+    unmoved, _ = _first_batch(augmenter({**ONE_PASS, **STILL}, seed=0))
+    np.testing.assert_array_equal(unmoved, plain)  # no turn, zoom or shift: every pixel in place
+
+
+@pytest.mark.parametrize("settings", [NOTEBOOK, ELASTIC], ids=["notebook", "elastic"])
+def test_a_seed_gives_the_same_augmented_batches(settings: dict) -> None:
+    """Two batches mapped at once used to read the layers' random state at once: a seed drew
+    different batches from one run to the next."""
+    data = load()
+    x, y = data.x_train[:1920], data.y_train[:1920]
+
+    def batches(seed: int) -> list[np.ndarray]:
+        pipeline = training(x, y, 64, seed=seed, epochs=1, augment=augmenter(settings, seed))
+        return [images.numpy() for images, _ in pipeline]
+
+    first, again, other = batches(0), batches(0), batches(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], other[0])
+
+
+def centroids(images: np.ndarray) -> np.ndarray:
+    """Each image's centre of ink, (row, column)."""
+    grid = np.indices((28, 28)).reshape(2, 1, 28, 28)
+    ink = images[..., 0][None]
+    return ((grid * ink).sum(axis=(2, 3)) / ink.sum(axis=(2, 3))).T
+
+
+def test_one_pass_turns_about_the_centre_and_shifts_up_to_a_tenth() -> None:
+    plain, _ = _first_batch(None)
+    shifted, _ = _first_batch(augmenter({**ONE_PASS, **STILL, "shift": 0.1}, seed=0))
+    moved = centroids(shifted) - centroids(plain)
+    assert np.abs(moved).max() < 2.8 + 0.3  # 10% of 28 pixels, each way (+ what the edge cuts)
+    assert (np.abs(moved) > 1.5).mean() > 0.3  # spread over the range, not all near 0
+    turned, _ = _first_batch(augmenter({**ONE_PASS, **STILL, "rotation_degrees": 10}, seed=0))
+    assert np.median(np.abs(centroids(turned) - centroids(plain))) < 0.5  # turned in place
+    assert np.abs(turned - plain).max() > 0.3  # yet turned
+
+
 def test_elastic_distortion_moves_each_pixel_its_own_smooth_way() -> None:
-    field = np.asarray(ElasticDistortion(34, 4, seed=0).displacement(256, 28, 28))
-    assert field.shape == (256, 2, 28, 28)
-    inner = field[:, :, 8:20, 8:20]  # away from the edges, where the smoothing sees only zeros
+    def field(alpha: float, seed: int) -> np.ndarray:
+        warp = RandomWarp(**STILL, elastic_alpha=alpha, elastic_sigma=4, seed=seed)
+        return np.asarray(warp.displacement(256, 28, 28))
+
+    simard = field(34, seed=0)
+    assert simard.shape == (256, 2, 28, 28)
+    inner = simard[:, :, 8:20, 8:20]  # away from the edges, where the smoothing sees only zeros
     assert 1.1 < np.sqrt((inner**2).mean()) < 1.7  # Simard's alpha 34, sigma 4: about 1.4 px
     # down and across drawn apart (Keras's RandomElasticTransform: correlation 1, diagonals only)
     assert abs(np.corrcoef(inner[:, 0].ravel(), inner[:, 1].ravel())[0, 1]) < 0.1
     # smooth: neighbouring pixels move nearly alike, pixels 10 apart nearly independently
-    across = field[:, 0, 8:20]
+    across = simard[:, 0, 8:20]
     assert np.corrcoef(across[..., :-1].ravel(), across[..., 1:].ravel())[0, 1] > 0.9
     assert abs(np.corrcoef(across[..., :-10].ravel(), across[..., 10:].ravel())[0, 1]) < 0.4
-    # a different seed, a different field; alpha 0, none at all
-    assert not np.allclose(field, np.asarray(ElasticDistortion(34, 4, 1).displacement(256, 28, 28)))
-    assert not np.asarray(ElasticDistortion(0, 4, seed=0).displacement(2, 28, 28)).any()
+    assert not np.allclose(simard, field(34, seed=1))  # a different seed, a different field
+    assert not field(0, seed=0).any()
 
 
 def test_bilinear_reads_between_pixels_and_black_outside() -> None:
@@ -68,8 +126,7 @@ def test_bilinear_reads_between_pixels_and_black_outside() -> None:
 
 def test_elastic_augmentation_moves_digits_and_keeps_them_whole() -> None:
     plain, plain_labels = _first_batch(None)
-    moved, labels = _first_batch(augmenter({**ELASTIC, "rotation_degrees": 0, "zoom": 0,
-                                            "shift": 0}, seed=0))  # fmt: skip
+    moved, labels = _first_batch(augmenter({**ELASTIC, **STILL}, seed=0))
     np.testing.assert_array_equal(labels, plain_labels)
     changed = np.abs(moved - plain).reshape(256, -1).max(axis=1) > 0.1
     assert changed.mean() > 0.9
@@ -92,5 +149,5 @@ def test_a_run_with_augmentation(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     m = read_metrics(tmp_path / "run")
-    assert m["config"]["augment"] == ELASTIC  # the notebook's layers and the elastic one
+    assert m["config"]["augment"] == ELASTIC
     assert m["status"] == "completed" and m["test"]["accuracy"] > 0.5

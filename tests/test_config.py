@@ -121,16 +121,16 @@ def test_cnn_v2_wide_is_the_improved_recipe_on_a_wider_net() -> None:
     assert wide == improved
 
 
-def test_cnn_v2_elastic_is_the_improved_recipe_with_elastic_distortion() -> None:
-    elastic, improved = (
-        composed("experiment=cnn_v2_elastic"),
+def test_cnn_v2_one_pass_is_the_improved_recipe_augmented_in_one_pass() -> None:
+    one_pass, improved = (
+        composed("experiment=cnn_v2_one_pass"),
         composed("experiment=cnn_v2_improved"),
     )
-    assert (elastic.augment.elastic_alpha, elastic.augment.elastic_sigma) == (34, 4)
-    assert elastic.augment == {**improved.augment, "name": "elastic", "elastic_alpha": 34,
-                               "elastic_sigma": 4}  # fmt: skip
-    elastic.augment = improved.augment
-    assert elastic == improved
+    assert improved.augment.name == "notebook" and "one_pass" not in improved.augment
+    assert one_pass.augment == {**improved.augment, "name": "one_pass", "one_pass": True,
+                                "elastic_alpha": 0, "elastic_sigma": 4}  # fmt: skip
+    one_pass.augment = improved.augment
+    assert one_pass == improved
 
 
 def test_top_help_lists_subcommands(tmp_path: Path) -> None:
@@ -207,6 +207,7 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "+trainer.epoch=3"], ["+trainer.epoch=3 would do nothing", "trainer.epochs?"]),
         (["train", "augment=notebook", "+augment.zooom=0.2"], ["did you mean augment.zoom?"]),
         (["train", "augment=elastic", "augment.elastic_sigma=0"], ["augment.elastic_sigma", "> 0"]),
+        (["train", "augment=one_pass", "augment.fill_mode=reflect"], ["fill_mode", "constant"]),
         (["train", "+foo=1"], ["no key foo", "--cfg job"]),
         (["eval", "+ckp=run/checkpoints/best.keras"], ["no key ckp", "did you mean ckpt?"]),
         (["train", "+experiment=fast"], ["experiment is chosen already", "experiment=NAME"]),
