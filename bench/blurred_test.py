@@ -1,0 +1,52 @@
+"""Does a model expect blurrier digits than the test set's? Scores checkpoints on the 10,000 test
+images as they are and as read half and a quarter of a pixel down and right (bilinearly: each
+pixel a mix of its neighbours, a little blur). A model trained on digits that its augmentation
+resampled several times scores better on the blurred ones. A diagnostic, not a selection: it
+chooses nothing, and RESULTS.md records what it printed with its command.
+
+    python bench/blurred_test.py outputs/results/elastic-4-resamplings/*/checkpoints/best.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", help=".keras files")
+    args = parser.parse_args()
+
+    import keras
+
+    from mnistcli.augment import _bilinear
+    from mnistcli.data import load
+
+    data = load()
+    x, y = (data.x_test / 255.0).astype("float32"), data.y_test
+    rows, columns = (np.broadcast_to(g, x.shape) for g in np.indices(x.shape[1:]).astype("float32"))
+    versions = {
+        "as they are": x,
+        "1/4 px blur": np.asarray(_bilinear(x, rows + 0.25, columns + 0.25)),
+        "1/2 px blur": np.asarray(_bilinear(x, rows + 0.5, columns + 0.5)),
+    }
+    table = Table(title="test accuracy")
+    table.add_column("checkpoint", overflow="fold")
+    for name in versions:
+        table.add_column(name, justify="right")
+    for path in args.checkpoints:
+        model = keras.models.load_model(path, compile=False)
+        scores = []
+        for images in versions.values():
+            guesses = model.predict(images[..., None], batch_size=500, verbose=0).argmax(axis=1)
+            scores.append(f"{(guesses == y).mean():.2%}")
+        table.add_row(path, *scores)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
