@@ -26,7 +26,7 @@ def main() -> None:
 
     import keras
 
-    from mnistcli.augment import _bilinear
+    from mnistcli.augment import bilinear
     from mnistcli.data import load
 
     data = load()
@@ -38,8 +38,8 @@ def main() -> None:
     rows, columns = (np.broadcast_to(g, x.shape) for g in np.indices(x.shape[1:]).astype("float32"))
     versions = {
         "as they are": x,
-        "1/4 px blur": np.asarray(_bilinear(x, rows + 0.25, columns + 0.25)),
-        "1/2 px blur": np.asarray(_bilinear(x, rows + 0.5, columns + 0.5)),
+        "1/4 px blur": np.asarray(bilinear(x, rows + 0.25, columns + 0.25)),
+        "1/2 px blur": np.asarray(bilinear(x, rows + 0.5, columns + 0.5)),
     }
     table = Table(title=f"{args.images} accuracy ({len(y):,} images)")
     table.add_column("checkpoint", overflow="fold")

@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 
-def _bilinear(images: tf.Tensor, y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+def bilinear(images: tf.Tensor, y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """images [N, H, W] read at the real-valued rows y and columns x [N, H, W], bilinearly, black
     outside the image. (keras.ops.image.map_coordinates does this for one image, or for a batch
     of a size known when tracing, which a tf.data batch is not.)"""
@@ -96,7 +96,7 @@ class RandomWarp(keras.layers.Layer):
         if self.alpha:
             field = self.displacement(n, height, width)
             rows, columns = rows + field[:, 0], columns + field[:, 1]
-        return ops.expand_dims(_bilinear(images[..., 0], rows, columns), -1)
+        return ops.expand_dims(bilinear(images[..., 0], rows, columns), -1)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
@@ -109,10 +109,9 @@ def augmenter(settings: dict[str, Any], seed: int) -> Callable[[tf.Tensor], tf.T
         return None
     if settings.get("one_pass"):
         keys = ("rotation_degrees", "zoom", "shift", "elastic_alpha", "elastic_sigma")
-        layer = RandomWarp(
+        return RandomWarp(
             *(settings[k] for k in keys), seed=seed, name=f"augment_{settings['name']}"
         )
-        return lambda images: layer(images)
     fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
     layers = keras.Sequential(
         [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import mnist, read_metrics
-from mnistcli.augment import RandomWarp, _bilinear, augmenter
+from mnistcli.augment import RandomWarp, augmenter, bilinear
 from mnistcli.data import load
 from mnistcli.pipeline import inference, training
 
@@ -116,11 +116,11 @@ def test_bilinear_reads_between_pixels_and_black_outside() -> None:
     images = np.random.default_rng(0).uniform(size=(3, 28, 28)).astype("float32")
     rows, columns = np.indices((28, 28)).astype("float32")
     rows, columns = np.broadcast_to(rows, images.shape), np.broadcast_to(columns, images.shape)
-    np.testing.assert_array_equal(_bilinear(images, rows, columns), images)
-    right = np.asarray(_bilinear(images, rows, columns + 1))  # each reads its right neighbour
+    np.testing.assert_array_equal(bilinear(images, rows, columns), images)
+    right = np.asarray(bilinear(images, rows, columns + 1))  # each reads its right neighbour
     np.testing.assert_array_equal(right[..., :-1], images[..., 1:])
     assert not right[..., -1].any()  # past the right edge: black
-    half = np.asarray(_bilinear(images, rows + 0.5, columns))
+    half = np.asarray(bilinear(images, rows + 0.5, columns))
     np.testing.assert_allclose(half[:, :-1], (images[:, :-1] + images[:, 1:]) / 2, rtol=1e-6)
 
 
