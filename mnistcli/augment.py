@@ -52,11 +52,13 @@ class RandomWarp(keras.layers.Layer):
         elastic_alpha: float,
         elastic_sigma: float,
         seed: int,
+        keep_aspect: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.rotation = np.deg2rad(rotation_degrees)
         self.zoom, self.shift = float(zoom), float(shift)
+        self.keep_aspect = bool(keep_aspect)
         self.alpha, self.sigma = float(elastic_alpha), float(elastic_sigma)
         self.generator = keras.random.SeedGenerator(seed)
 
@@ -85,14 +87,15 @@ class RandomWarp(keras.layers.Layer):
             return keras.random.uniform((n, 1, 1), low, high, seed=self.generator)
 
         angle = draw(-self.rotation, self.rotation)
-        scale = draw(1 - self.zoom, 1 + self.zoom)  # > 1 reads a wider area: the digit shrinks
+        tall = draw(1 - self.zoom, 1 + self.zoom)  # > 1 reads a wider area: the digit shrinks
         down, across = draw(-self.shift, self.shift) * height, draw(-self.shift, self.shift) * width
-        # each output pixel, from the image's centre, reads the point turned, scaled and shifted
+        wide = tall if self.keep_aspect else draw(1 - self.zoom, 1 + self.zoom)
+        # each output pixel, from the image's centre, reads the point scaled, turned and shifted
         y = ops.cast(ops.reshape(ops.arange(height), (1, -1, 1)), "float32") - (height - 1) / 2
         x = ops.cast(ops.reshape(ops.arange(width), (1, 1, -1)), "float32") - (width - 1) / 2
-        cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
-        rows = cos * y - sin * x + (height - 1) / 2 + down
-        columns = sin * y + cos * x + (width - 1) / 2 + across
+        cos, sin = ops.cos(angle), ops.sin(angle)
+        rows = cos * tall * y - sin * wide * x + (height - 1) / 2 + down
+        columns = sin * tall * y + cos * wide * x + (width - 1) / 2 + across
         if self.alpha:
             field = self.displacement(n, height, width)
             rows, columns = rows + field[:, 0], columns + field[:, 1]
@@ -110,13 +113,17 @@ def augmenter(settings: dict[str, Any], seed: int) -> Callable[[tf.Tensor], tf.T
     if settings.get("one_pass"):
         keys = ("rotation_degrees", "zoom", "shift", "elastic_alpha", "elastic_sigma")
         return RandomWarp(
-            *(settings[k] for k in keys), seed=seed, name=f"augment_{settings['name']}"
+            *(settings[k] for k in keys),
+            seed=seed,
+            keep_aspect=settings.get("keep_aspect", True),
+            name=f"augment_{settings['name']}",
         )
     fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
+    width = None if settings.get("keep_aspect", True) else settings["zoom"]  # None: as the height
     layers = keras.Sequential(
         [
             keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
-            keras.layers.RandomZoom(settings["zoom"], seed=seed + 1, **fill),
+            keras.layers.RandomZoom(settings["zoom"], width, seed=seed + 1, **fill),
             keras.layers.RandomTranslation(
                 settings["shift"], settings["shift"], seed=seed + 2, **fill
             ),

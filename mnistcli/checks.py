@@ -196,6 +196,9 @@ def _check_augment(cfg: DictConfig) -> None:
     for key in ("augment.zoom", "augment.shift"):
         number(cfg, key, lambda v: 0 <= v < 1, "a fraction in [0, 1)", "0.1")
     one_of(cfg, "augment.fill_mode", AUGMENT_FILL_MODES)
+    keep_aspect = _get(cfg, "augment.keep_aspect")
+    if not isinstance(keep_aspect, bool | None):
+        raise _bad("augment.keep_aspect", "true or false", keep_aspect, "false")
     if _get(cfg, "augment.one_pass") and _get(cfg, "augment.fill_mode") != "constant":
         raise UserError(
             f"augment.fill_mode={_get(cfg, 'augment.fill_mode')}: augment={_get(cfg, 'augment.name')} "

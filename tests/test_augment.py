@@ -93,6 +93,33 @@ def test_one_pass_turns_about_the_centre_and_shifts_up_to_a_tenth() -> None:
     assert np.abs(turned - plain).max() > 0.3  # yet turned
 
 
+def spreads(images: np.ndarray) -> np.ndarray:
+    """Each image's spread of ink down its rows and along its columns (standard deviations)."""
+    grid = np.indices((28, 28)).reshape(2, 1, 28, 28).astype("float64")
+    ink = images[..., 0][None] / images[..., 0].sum(axis=(1, 2))[None, :, None, None]
+    mean = (grid * ink).sum(axis=(2, 3), keepdims=True)
+    return np.sqrt((((grid - mean) ** 2) * ink).sum(axis=(2, 3))).T
+
+
+@pytest.mark.parametrize("settings", [NOTEBOOK, ONE_PASS], ids=["notebook", "one_pass"])
+def test_keep_aspect_false_zooms_each_axis_by_its_own_draw(settings: dict) -> None:
+    """ImageDataGenerator(zoom_range=0.1) drew the height's and the width's zoom apart."""
+    plain, _ = _first_batch(None)
+
+    def stretch(keep_aspect: bool) -> np.ndarray:  # how much each image grew down and across
+        zoomed = {**settings, **STILL, "zoom": 0.2, "keep_aspect": keep_aspect}
+        moved, _ = _first_batch(augmenter(zoomed, seed=0))
+        return np.log(spreads(moved) / spreads(plain))
+
+    kept, apart = stretch(True), stretch(False)
+    assert np.abs(kept).mean() > 0.05 and np.abs(apart).mean() > 0.05  # both zoom
+    assert np.corrcoef(kept.T)[0, 1] > 0.95  # one zoom: down and across grow alike
+    assert abs(np.corrcoef(apart.T)[0, 1]) < 0.3  # two: each axis its own
+    kept_default, _ = _first_batch(augmenter({**settings, "keep_aspect": True}, seed=0))
+    default, _ = _first_batch(augmenter(settings, seed=0))
+    np.testing.assert_array_equal(kept_default, default)  # true is what a config without it does
+
+
 def test_elastic_distortion_moves_each_pixel_its_own_smooth_way() -> None:
     def field(alpha: float, seed: int) -> np.ndarray:
         warp = RandomWarp(**STILL, elastic_alpha=alpha, elastic_sigma=4, seed=seed)

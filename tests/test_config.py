@@ -208,6 +208,7 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "augment=notebook", "+augment.zooom=0.2"], ["did you mean augment.zoom?"]),
         (["train", "augment=elastic", "augment.elastic_sigma=0"], ["augment.elastic_sigma", "> 0"]),
         (["train", "augment=one_pass", "augment.fill_mode=reflect"], ["fill_mode", "constant"]),
+        (["train", "augment=notebook", "augment.keep_aspect=no"], ["keep_aspect", "true or false"]),
         (["train", "+foo=1"], ["no key foo", "--cfg job"]),
         (["eval", "+ckp=run/checkpoints/best.keras"], ["no key ckp", "did you mean ckpt?"]),
         (["train", "+experiment=fast"], ["experiment is chosen already", "experiment=NAME"]),
