@@ -13,6 +13,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from mnistcli.data import INPUT_SHAPE
+
 
 def bilinear(images: tf.Tensor, y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """images [N, H, W] read at the real-valued rows y and columns x [N, H, W], bilinearly, black
@@ -105,29 +107,57 @@ class RandomWarp(keras.layers.Layer):
         return input_shape
 
 
-def augmenter(settings: dict[str, Any], seed: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
-    """A function from a batch of scaled images [N, 28, 28, 1] to randomly transformed ones, or
-    None for `augment=none`. Seeded by the run's seed."""
+Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (images, the batch's number) -> images
+
+
+def keyed(layer: keras.layers.Layer) -> Augment:
+    """The layer as a function of (images, n), n the batch's number counted from the run's first
+    batch (epoch * steps_per_epoch + its place in the epoch). Before each batch, each of the
+    layer's seed generators is set where n batches of draws leave it, so batch n's draws depend on
+    the seed and n alone: a run resumed at any epoch draws what the uninterrupted run drew, and a
+    run from the start draws what it drew one batch after another. (How far one batch moves each
+    generator is measured once, on a blank image.)"""
+    states = [v for v in layer.variables if v.name == "seed_generator_state"]
+    starts = [v.numpy() for v in states]
+    layer(np.zeros((1, *INPUT_SHAPE), "float32"), training=True)
+    moves = [v.numpy() - start for v, start in zip(states, starts, strict=True)]
+    for v, start in zip(states, starts, strict=True):
+        v.assign(start)
+
+    def augment(images: tf.Tensor, number: tf.Tensor) -> tf.Tensor:
+        for v, start, move in zip(states, starts, moves, strict=True):
+            v.assign(start + ops.cast(number, v.dtype) * move)
+        return layer(images, training=True)
+
+    return augment
+
+
+def augmenter(settings: dict[str, Any], seed: int) -> Augment | None:
+    """A function of a batch of scaled images [N, 28, 28, 1] and the batch's number in the run that
+    transforms them at random (see `keyed`), or None for `augment=none`. Seeded by the run's seed."""
     if settings["name"] == "none":
         return None
     if settings.get("one_pass"):
         keys = ("rotation_degrees", "zoom", "shift", "elastic_alpha", "elastic_sigma")
-        return RandomWarp(
-            *(settings[k] for k in keys),
-            seed=seed,
-            keep_aspect=settings.get("keep_aspect", True),
-            name=f"augment_{settings['name']}",
+        return keyed(
+            RandomWarp(
+                *(settings[k] for k in keys),
+                seed=seed,
+                keep_aspect=settings.get("keep_aspect", True),
+                name=f"augment_{settings['name']}",
+            )
         )
     fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
     width = None if settings.get("keep_aspect", True) else settings["zoom"]  # None: as the height
-    layers = keras.Sequential(
-        [
-            keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
-            keras.layers.RandomZoom(settings["zoom"], width, seed=seed + 1, **fill),
-            keras.layers.RandomTranslation(
-                settings["shift"], settings["shift"], seed=seed + 2, **fill
-            ),
-        ],
-        name=f"augment_{settings['name']}",
+    return keyed(
+        keras.Sequential(
+            [
+                keras.layers.RandomRotation(settings["rotation_degrees"] / 360, seed=seed, **fill),
+                keras.layers.RandomZoom(settings["zoom"], width, seed=seed + 1, **fill),
+                keras.layers.RandomTranslation(
+                    settings["shift"], settings["shift"], seed=seed + 2, **fill
+                ),
+            ],
+            name=f"augment_{settings['name']}",
+        )
     )
-    return lambda images: layers(images, training=True)

@@ -36,13 +36,13 @@ def training(
     seed: int,
     epochs: int,
     initial_epoch: int = 0,
-    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """The batches of epochs initial_epoch+1 .. epochs, one dataset for all of them (fit with
     steps_per_epoch). Epoch e's order is a stateless shuffle keyed by (seed, e), so a resumed run
-    sees exactly the batches the uninterrupted run would have seen (`augment`, a function of a
-    batch of scaled images, transforms each batch after that, in order, so that a seed gives the
-    same draws every time; they are not keyed by epoch, so a resumed run draws afresh)."""
+    sees exactly the batches the uninterrupted run would have seen. `augment` (augment.augmenter)
+    then transforms each batch of scaled images, given the batch's number in the run, whose draws
+    it keys: a resumed run draws what the uninterrupted run drew."""
     images, labels = tf.constant(x), tf.constant(y)
     n, seed = len(x), tf.constant(seed, tf.int64)
 
@@ -56,7 +56,8 @@ def training(
     ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_batches)
     ds = ds.map(gather, num_parallel_calls=PARALLEL)
     if augment:  # one batch at a time: two at once would race for the layers' random state
-        ds = ds.map(lambda batch, batch_labels: (augment(batch), batch_labels))
+        first = initial_epoch * steps_per_epoch(n, batch_size)
+        ds = ds.enumerate(first).map(lambda number, batch: (augment(batch[0], number), batch[1]))
     return _prefetched(ds)
 
 

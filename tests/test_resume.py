@@ -18,8 +18,9 @@ import pytest
 from conftest import MNIST, assert_user_error, mnist, read_metrics
 
 RUN = ["model=lenet5", "data.limit=3000", "trainer.epochs=4", "trainer.deterministic=true"]
-# with the improved presets' knobs, whose state (the weight average, the schedule) must resume too
-RUN += ["schedule=one_cycle", "trainer.ema=0.9", "trainer.label_smoothing=0.1"]
+# with the improved presets' knobs, whose state (the weight average, the schedule, the
+# augmentation's draws) must resume too
+RUN += ["schedule=one_cycle", "trainer.ema=0.9", "trainer.label_smoothing=0.1", "augment=notebook"]
 
 
 def without_seconds(history: list[dict]) -> list[dict]:
