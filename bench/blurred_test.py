@@ -5,7 +5,7 @@ down and right (bilinearly: each pixel a mix of its neighbours, a little blur). 
 digits that its augmentation resampled several times scores better on the blurred ones. A
 diagnostic, not a test; RESULTS.md records what it printed with its command.
 
-    python bench/blurred_test.py outputs/results/elastic-4-resamplings/*/checkpoints/best.keras
+    python bench/blurred_test.py outputs/trials/elastic-4-resamplings/*/checkpoints/best.keras
 """
 
 from __future__ import annotations
