@@ -1,5 +1,5 @@
-"""Does a model expect blurrier digits than MNIST's? Scores checkpoints on the validation images
-(the last --val-size training images, which split=holdout holds out: no test image is looked at)
+"""Does a model expect blurrier digits than MNIST's? Scores checkpoints on their run's validation
+images (the split and data that the run's .hydra/config.yaml names: no test image is looked at)
 or on the 10,000 test images (--images test), as they are and as read a quarter and half a pixel
 down and right (bilinearly: each pixel a mix of its neighbours, a little blur). A model trained on
 digits that its augmentation resampled several times scores better on the blurred ones. A
@@ -11,47 +11,52 @@ diagnostic, not a test; RESULTS.md records what it printed with its command.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
+
+
+def run_images(checkpoint: str, which: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The checkpoint's run's validation (or test) images, as they are and blurred, and labels."""
+    from mnistcli.augment import bilinear
+    from mnistcli.data import load, make_split
+
+    cfg = OmegaConf.load(Path(checkpoint).parent.parent / ".hydra" / "config.yaml")
+    split = make_split(load(cfg.data.path), limit=cfg.data.limit, **cfg.split)
+    x, y = (split.x_val, split.y_val) if which == "val" else (split.x_test, split.y_test)
+    x = (x / 255.0).astype("float32")
+    rows, columns = (np.broadcast_to(g, x.shape) for g in np.indices(x.shape[1:]).astype("float32"))
+    return {
+        "as they are": x,
+        "1/4 px blur": np.asarray(bilinear(x, rows + 0.25, columns + 0.25)),
+        "1/2 px blur": np.asarray(bilinear(x, rows + 0.5, columns + 0.5)),
+    }, y
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help=".keras files")
     parser.add_argument("--images", choices=["val", "test"], default="val")
-    parser.add_argument("--val-size", type=int, default=5000, help="split.val_size of the runs")
     args = parser.parse_args()
 
     import keras
 
-    from mnistcli.augment import bilinear
-    from mnistcli.data import load
-
-    data = load()
-    if args.images == "val":
-        x, y = data.x_train[-args.val_size :], data.y_train[-args.val_size :]
-    else:
-        x, y = data.x_test, data.y_test
-    x = (x / 255.0).astype("float32")
-    rows, columns = (np.broadcast_to(g, x.shape) for g in np.indices(x.shape[1:]).astype("float32"))
-    versions = {
-        "as they are": x,
-        "1/4 px blur": np.asarray(bilinear(x, rows + 0.25, columns + 0.25)),
-        "1/2 px blur": np.asarray(bilinear(x, rows + 0.5, columns + 0.5)),
-    }
-    table = Table(title=f"{args.images} accuracy ({len(y):,} images)")
+    table = Table(title=f"{args.images} accuracy")
     table.add_column("checkpoint", overflow="fold")
-    for name in versions:
+    table.add_column("images", justify="right")
+    for name in ("as they are", "1/4 px blur", "1/2 px blur"):
         table.add_column(name, justify="right")
     for path in args.checkpoints:
+        versions, y = run_images(path, args.images)
         model = keras.models.load_model(path, compile=False)
         scores = []
-        for images in versions.values():
-            guesses = model.predict(images[..., None], batch_size=500, verbose=0).argmax(axis=1)
+        for x in versions.values():
+            guesses = model.predict(x[..., None], batch_size=500, verbose=0).argmax(axis=1)
             scores.append(f"{(guesses == y).mean():.2%}")
-        table.add_row(path, *scores)
+        table.add_row(path, f"{len(y):,}", *scores)
     Console().print(table)
 
 
