@@ -133,6 +133,17 @@ def test_cnn_v2_one_pass_is_the_improved_recipe_augmented_in_one_pass() -> None:
     assert one_pass == improved
 
 
+def test_cnn_v2_wide_one_pass_is_the_one_pass_recipe_on_the_wider_net() -> None:
+    wide, one_pass = (
+        composed("experiment=cnn_v2_wide_one_pass"),
+        composed("experiment=cnn_v2_one_pass"),
+    )
+    assert (wide.model.width, one_pass.model.width) == (1.5, 1.0)
+    assert wide.augment.name == "one_pass"
+    wide.model.width = 1.0
+    assert wide == one_pass
+
+
 def test_top_help_lists_subcommands(tmp_path: Path) -> None:
     proc = mnist("--help", cwd=tmp_path)
     assert proc.returncode == 0
