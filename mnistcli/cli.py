@@ -122,14 +122,17 @@ def _run(task: str, cfg: DictConfig) -> dict[str, Any]:
             _exit_now(code, worker=True)
         raise SystemExit(code) from None
     except Exception as e:
+        from mnistcli.artifacts import RunDir, record_failure
+
         if not _in_sweep():
             if isinstance(e, UserError):
                 if task == "train":  # the run dir Hydra made says why it holds no run
                     RUN_LOG.error(str(e))
+                    if not cfg.get("resume"):  # a new run: failed, not one to resume (a
+                        # resumption that fails keeps its record, to be resumed once fixed)
+                        record_failure(RunDir(run_dir).metrics_json, task, cfg, str(e))
                 fail(str(e))
             raise
-        from mnistcli.artifacts import RunDir, record_failure
-
         error = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
         log.error("job failed: %s", error, exc_info=not isinstance(e, UserError))
         return record_failure(RunDir(run_dir).metrics_json, task, cfg, error)

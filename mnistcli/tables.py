@@ -34,23 +34,27 @@ def best_note(best_epoch: int | None) -> str:
     return f" (best {best_epoch})" if best_epoch else ""
 
 
+def _device(device: dict[str, Any]) -> str:
+    return f"{device.get('type')} x{device.get('count')} ({device.get('name')})"
+
+
 def train_summary(console: Console, m: dict[str, Any], run_dir: str) -> None:
-    table = Table(
-        title=f"mnist train: {m.get('model', '?')} ({m.get('status')})", show_header=False
-    )
+    # a run that failed before training records only its config (artifacts.record_failure)
+    model = m.get("model") or ((m.get("config") or {}).get("model") or {}).get("name", "?")
+    table = Table(title=f"mnist train: {model} ({m.get('status')})", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     val, test, timing = m.get("val") or {}, m.get("test") or {}, m.get("timing") or {}
-    device = m.get("device") or {}
+    device = m.get("device")
     rows = [
         ("params", f"{m['params']:,}" if "params" in m else "-"),
-        ("device", f"{device.get('type')} x{device.get('count')} ({device.get('name')})"),
+        ("device", _device(device) if device else "-"),
         ("epochs", f"{m.get('epochs_completed', 0)}{best_note(m.get('best_epoch'))}"),
         ("untrained test accuracy", pct(m.get("untrained_test_accuracy"))),
         ("val accuracy / loss", f"{pct(val.get('accuracy'))} / {_loss(val.get('loss'))}"),
         ("test accuracy / loss", f"{pct(test.get('accuracy'))} / {_loss(test.get('loss'))}"),
-        ("train time", f"{timing.get('train_seconds', 0):.1f} s"),
-        ("throughput", f"{timing.get('samples_per_second', 0):,.0f} images/s"),
+        ("train time", _seconds(timing.get("train_seconds"), "").strip()),
+        ("throughput", f"{timing['samples_per_second']:,.0f} images/s" if timing else "-"),
         ("start-up", _seconds(timing.get("startup_seconds"), "to the first step's end")),
         ("run dir", run_dir),
     ]

@@ -3,6 +3,7 @@ end in one clear line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -329,16 +330,25 @@ def test_multirun_flag_may_follow_overrides(tmp_path: Path) -> None:
 
 
 def test_bad_data_file_is_one_line(tmp_path: Path) -> None:
-    """The npz is read (and refused) by the job: one line, exit 2, no metrics.json; the run dir
-    Hydra made has the reason in its train.log."""
+    """The npz is read (and refused) by the job: one line, exit 2; the run dir Hydra made has the
+    reason in its train.log and a metrics.json that says it failed, so `mnist report` lists it as
+    failed rather than as a run to resume, and resuming it is refused."""
     x = np.zeros((300, 28, 28), np.uint8)
     np.savez(tmp_path / "bad.npz", x_train=x, y_train=np.full(300, 11, np.uint8),
              x_test=x[:10], y_test=np.zeros(10, np.uint8))  # fmt: skip
     proc = mnist("train", "data.path=bad.npz", "hydra.run.dir=run", cwd=tmp_path)
     assert_user_error(proc, "bad.npz", "0-9")
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    message = proc.stderr.strip()[len("mnist: error: ") :]
     (line,) = (tmp_path / "run" / "train.log").read_text().splitlines()
-    assert "[mnistcli.run][ERROR] - " in line and line.endswith(proc.stderr.strip()[14:])
+    assert "[mnistcli.run][ERROR] - " in line and line.endswith(message)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (record["status"], record["error"]) == ("failed", message)
+    assert record["config"]["data"]["path"] == "bad.npz"
+    report = mnist("report", "run", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "mnist train: lenet5_bn (failed)" in report.stdout and "bad.npz" in report.stdout
+    assert "resume" not in report.stdout + report.stderr
+    assert_user_error(mnist("train", "resume=run", cwd=tmp_path), "run failed", "new run")
 
 
 @pytest.mark.parametrize(
@@ -355,7 +365,7 @@ def test_a_key_keras_does_not_take_is_one_line(
     (+optimizer.clipnorm=1.0 works): after TensorFlow loads, but one line all the same."""
     proc = mnist("train", override, "data.limit=1000", "hydra.run.dir=run", cwd=tmp_path)
     assert_user_error(proc, *words)
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert read_metrics(tmp_path / "run")["status"] == "failed"  # not a run to resume
 
 
 def test_keys_added_for_keras_reach_it(tmp_path: Path) -> None:

@@ -142,6 +142,27 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path: Path) -> None:
     check_unclaimed(tmp_path / "run")  # let go when it ended: it may be resumed now
 
 
+def test_a_resumption_stopped_by_a_user_error_stays_resumable(tmp_path: Path) -> None:
+    """A new run that a user error stops is recorded as failed (tests/test_config.py); a
+    resumption that one stops (here: the run's data file was cut short since) keeps the run's
+    record as it was, so it can be resumed once the file is mended."""
+    from mnistcli.data import SHIPPED
+
+    shutil.copy(SHIPPED, tmp_path / "m.npz")
+    job = ["model=ffnn", "data.path=m.npz", "data.limit=3000", "trainer.epochs=300"]
+    first = subprocess.Popen([MNIST, "train", *job, "hydra.run.dir=run"], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    after_first_epoch(first, tmp_path / "run", extra=0.0)
+    first.terminate()
+    first.communicate(timeout=60)
+    recorded = (tmp_path / "run" / "metrics.json").read_bytes()
+    assert json.loads(recorded)["status"] == "interrupted"
+    (tmp_path / "m.npz").write_bytes((tmp_path / "m.npz").read_bytes()[:1000])
+    proc = mnist("train", "resume=run", cwd=tmp_path)
+    assert_user_error(proc, "m.npz is not an npz file, or is cut short")
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == recorded
+
+
 def resumed(tmp_path: Path, times: int) -> subprocess.Popen:
     """`mnist train resume=run` in the background, once train.log shows it (the run's `times`-th
     resumption) has finished an epoch."""
