@@ -267,7 +267,7 @@ def preflight(task: str, args: list[str]) -> list[str]:
     config_name = parsed.config_name or task
     key = "hydra.sweep.dir" if parsed.multirun else "hydra.run.dir"
     given = any(o.startswith((f"{key}=", f"+{key}=", f"++{key}=")) for o in parsed.overrides)
-    default_dir = None
+    default_dir = claim = None
     try:
         jobs = _combinations(parsed.overrides, parsed.multirun)
     except OverrideParseException as e:
@@ -290,14 +290,22 @@ def preflight(task: str, args: list[str]) -> list[str]:
             if parsed.multirun:
                 if number == 0:  # what every job shares
                     _check_sweep(hydra_cfg, given)
+                    if given and _basic_sweeper(hydra_cfg):  # Optuna's writes no multirun.yaml
+                        claim = OmegaConf.select(hydra_cfg, "sweep.dir")
                 _check_sweep_job(task, config_name, overrides, cfg, hydra_cfg)
             else:
                 _check_single_run(task, cfg, hydra_cfg, bool(parsed.cfg), given)
+                if given and task in RUN_DIR_TASKS and not cfg.get("resume"):
+                    claim = OmegaConf.select(hydra_cfg, "run.dir")
             if number == 0 and not given and not cfg.get("resume"):
                 default_dir = OmegaConf.select(
                     hydra_cfg, "sweep.dir" if parsed.multirun else "run.dir"
                 )
-    if parsed.cfg or default_dir is None or (task not in RUN_DIR_TASKS and not parsed.multirun):
+    if parsed.cfg:
+        return args
+    if claim:
+        _claim(str(claim), parsed.multirun)
+    if default_dir is None or (task not in RUN_DIR_TASKS and not parsed.multirun):
         return args
     return [*args, f"{key}={quoted(fresh_folder(str(default_dir)))}"]
 
@@ -317,6 +325,25 @@ def fresh_folder(path: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _claim(folder: str, sweep: bool) -> None:
+    """Make the new run dir or sweep folder the user named, with the first thing Hydra writes
+    there (a run's .hydra/, a sweep's multirun.yaml), now: both are made atomically, so of two
+    commands given the same folder at once one gets it, and the other is refused here instead of
+    writing its config over the first's."""
+    key, first = ("hydra.sweep.dir", "multirun.yaml") if sweep else ("hydra.run.dir", ".hydra")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        if sweep:
+            os.close(os.open(Path(folder) / first, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        else:
+            os.mkdir(Path(folder) / first)
+    except FileExistsError:
+        raise UserError(
+            f"another mnist command is starting in {folder} right now (or one stopped while "
+            f"starting: then remove {Path(folder) / first}); pick another {key}"
+        ) from None
+
+
 def _check_single_run(
     task: str, cfg: DictConfig, hydra_cfg: DictConfig, printing_config: bool, given: bool
 ) -> None:
@@ -333,12 +360,17 @@ def _check_single_run(
         _check_run_dir(OmegaConf.select(hydra_cfg, "run.dir"), given)
 
 
+def _basic_sweeper(hydra_cfg: DictConfig) -> bool:
+    """Hydra's own sweeper (a grid of the typed values), not one that draws them (Optuna)."""
+    return "BasicSweeper" in str(OmegaConf.select(hydra_cfg, "sweeper._target_"))
+
+
 def _check_sweep_job(
     task: str, config_name: str, overrides: list[str], cfg: DictConfig, hydra_cfg: DictConfig
 ) -> None:
     """One job of the typed sweep, and the jobs a sweep the config declares adds to it."""
     declared = _config_sweep(hydra_cfg)
-    if "BasicSweeper" not in str(OmegaConf.select(hydra_cfg, "sweeper._target_")):
+    if not _basic_sweeper(hydra_cfg):
         _check_sweep_keys(cfg, list(declared))  # e.g. Optuna's: values are drawn later
         return
     typed = {o.split("=", 1)[0] for o in overrides}

@@ -153,6 +153,32 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path: Path
     assert len(shown) == 3
 
 
+def test_commands_given_the_same_new_run_dir_at_once_run_one_at_most(tmp_path: Path) -> None:
+    """Three `mnist show` (no TensorFlow: they start together) named the same new hydra.run.dir:
+    one runs there, the other two are refused (one line, exit 2) instead of writing their config
+    over its .hydra/ and their pictures beside its."""
+    procs = [subprocess.Popen([MNIST, "show", f"show.index={i}", "hydra.run.dir=run"], cwd=tmp_path,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(3)]  # fmt: skip
+    ended = [(proc, *proc.communicate(timeout=120)) for proc in procs]
+    (winner,) = [i for i, (proc, _, _) in enumerate(ended) if proc.returncode == 0]
+    for proc, _, stderr in ended:
+        if proc.returncode != 0:
+            assert proc.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
+            assert "hydra.run.dir" in stderr and "Traceback" not in stderr
+    assert f"show.index={winner}" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
+    assert [p.name for p in (tmp_path / "run").glob("digit_*.png")] == [f"digit_{winner}.png"]
+    sweeps = [subprocess.Popen([MNIST, "show", "-m", f"show.index={i},{i + 3}", "hydra.sweep.dir=sw"],
+                               cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE) for i in range(2)]  # fmt: skip
+    codes = sorted(proc.wait(timeout=120) for proc in sweeps)
+    assert codes == [0, 2], [proc.communicate() for proc in sweeps]
+    assert len({p.name for p in (tmp_path / "sw").glob("*/digit_*.png")}) == 2
+    (tmp_path / "started" / ".hydra").mkdir(parents=True)  # a command stopped while starting
+    proc = mnist("show", "hydra.run.dir=started", cwd=tmp_path)
+    assert_user_error(proc, "another mnist command is starting in started", "remove")
+
+
 def test_used_run_dir_is_not_overwritten(quick_run: Path, tmp_path: Path) -> None:
     before = (quick_run / "metrics.json").read_bytes()
     proc = mnist("train", f"hydra.run.dir={quick_run}", "data.limit=2000", cwd=tmp_path)
