@@ -3,7 +3,6 @@ end in one clear line."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -341,7 +340,7 @@ def test_bad_data_file_is_one_line(tmp_path: Path) -> None:
     message = proc.stderr.strip()[len("mnist: error: ") :]
     (line,) = (tmp_path / "run" / "train.log").read_text().splitlines()
     assert "[mnistcli.run][ERROR] - " in line and line.endswith(message)
-    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    record = read_metrics(tmp_path / "run")
     assert (record["status"], record["error"]) == ("failed", message)
     assert record["config"]["data"]["path"] == "bad.npz"
     report = mnist("report", "run", cwd=tmp_path)
