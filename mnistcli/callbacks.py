@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import keras
 import numpy as np
 
-from mnistcli import artifacts, signals
+from mnistcli import artifacts, batchnorm, signals
 from mnistcli.artifacts import RunDir
 from mnistcli.errors import UserError
 
@@ -130,14 +131,31 @@ class AveragedWeights(keras.callbacks.SwapEMAWeights):
     each epoch; the raw weights go on training. Also: a run that stops early (early stopping)
     ends with the averaged weights, and a run resumed from last.keras (saved with the averaged
     weights in the model, the raw ones in the optimizer) swaps them back before training.
+    `batch_norm_batches` given (clean training images): each time the averaged weights come into
+    the model after training steps, its batch-norm statistics are recomputed for them over those
+    batches (batchnorm.recompute); the raw weights' statistics are never used while averaging,
+    since training normalises by each batch's own.
     Put it after the callbacks that may stop training and before the checkpoint writer."""
 
-    def __init__(self, resumed: bool = False) -> None:
+    def __init__(self, resumed: bool = False, batch_norm_batches: Iterable | None = None) -> None:
         super().__init__(swap_on_epoch=True)
         self._ema_weights_in_model = resumed
+        self.batch_norm_batches = batch_norm_batches
+        self._statistics_at_step: int | None = None  # the step whose averaged weights they fit
+
+    def _refresh_batch_norm(self) -> None:
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.batch_norm_batches is not None and step != self._statistics_at_step:
+            batchnorm.recompute(self.model, self.batch_norm_batches)
+            self._statistics_at_step = step
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        super().on_test_begin(logs)
+        self._refresh_batch_norm()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(epoch, logs)
+        self._refresh_batch_norm()
         if self.model.stop_training:  # fit copies the optimizer's average into the model next
             self._finalize_ema_values()
 

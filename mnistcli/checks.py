@@ -271,6 +271,7 @@ def check_train(cfg: DictConfig) -> None:
         "0.999",
         optional=True,
     )
+    whole(cfg, "trainer.ema_bn_images", 0, "5000")
     _check_model(cfg)
     _check_optimizer(cfg)
     _check_split(cfg)

@@ -201,7 +201,11 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     )  # fmt: skip
     val_ds = pipeline.inference(split.x_val, split.y_val, EVAL_BATCH)
     first_step = FirstStep()
-    averaged = [AveragedWeights(resumed=resuming)] if cfg.trainer.ema is not None else []
+    averaged = []
+    if cfg.trainer.ema is not None:
+        n = cfg.trainer.ema_bn_images
+        clean = pipeline.inference(split.x_train[:n], split.y_train[:n], EVAL_BATCH) if n else None
+        averaged = [AveragedWeights(resumed=resuming, batch_norm_batches=clean)]
     callbacks = [first_step, *stateful, *averaged, recorder, *loggers.from_config(cfg, run)]
     job = sweep_job()  # in a sweep, each epoch line says whose it is
     callbacks.append(RichProgress(console, f"#{job} " if job is not None else ""))

@@ -65,11 +65,67 @@ def test_averaged_weights_are_validated_checkpointed_and_tested(tmp_path: Path) 
     assert m["test"]["accuracy"] > 0.8  # (test_resume resumes such a run mid-way, exactly)
 
 
+def test_batch_norm_statistics_are_those_of_the_given_batches_with_dropout_off() -> None:
+    import keras
+
+    from mnistcli.batchnorm import recompute
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dropout(0.5), keras.layers.BatchNormalization(),
+         keras.layers.Dense(3), keras.layers.BatchNormalization(momentum=0.9)]
+    )  # fmt: skip
+    first, second = model.layers[1], model.layers[3]
+    recompute(model, [x[i : i + 250] for i in range(0, 1000, 250)])
+    # four equal batches pooled: exactly the whole set's mean and (biased) variance, of the
+    # inputs as they are (dropout off), and the next layer's of its normalised inputs
+    np.testing.assert_allclose(first.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(first.moving_variance.numpy(), x.var(axis=0), rtol=1e-4)
+    h = model.layers[2](model.layers[1](x, training=False))
+    np.testing.assert_allclose(second.moving_mean.numpy(), h.numpy().mean(axis=0), atol=1e-4)
+    assert (first.momentum, second.momentum) == (0.99, 0.9)  # put back
+
+
+def test_averaged_weights_get_batch_norm_statistics_of_their_own(tmp_path: Path) -> None:
+    """lenet5_bn with weight averaging: the checkpoint's batch-norm statistics are those of its
+    (averaged) weights over the first trainer.ema_bn_images training images, and it scores
+    exactly the validation accuracy recorded; with ema_bn_images=0 they are the raw weights'."""
+    import keras
+
+    from mnistcli import pipeline
+    from mnistcli.batchnorm import batch_norm_layers, recompute
+    from mnistcli.data import load, make_split
+    from mnistcli.evaluate import score
+
+    run = ["model=lenet5_bn", "data.limit=2000", "trainer.epochs=2", "trainer.ema=0.9"]
+    split = make_split(load(None), limit=2000, name="validation_split", fraction=0.2)
+    stats = {}
+    for n in (500, 0):
+        proc = mnist(
+            "train", *run, f"trainer.ema_bn_images={n}", f"hydra.run.dir={n}", cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+        best = keras.models.load_model(tmp_path / str(n) / "checkpoints" / "best.keras")
+        val = score(best, split.x_val, split.y_val)["accuracy"]
+        assert val == pytest.approx(read_metrics(tmp_path / str(n))["val"]["accuracy"], abs=1e-6)
+        stats[n] = [layer.moving_mean.numpy() for layer in batch_norm_layers(best)]
+        recompute(best, pipeline.inference(split.x_train[:500], split.y_train[:500], 1000))
+        stats[f"recomputed {n}"] = [layer.moving_mean.numpy() for layer in batch_norm_layers(best)]
+    for ours, again in zip(stats[500], stats["recomputed 500"], strict=True):
+        np.testing.assert_allclose(ours, again, rtol=1e-4, atol=1e-5)
+    assert not all(
+        np.allclose(raw, again, rtol=1e-3)
+        for raw, again in zip(stats[0], stats["recomputed 0"], strict=True)
+    )
+
+
 @pytest.mark.parametrize(
     "override, words",
     [
         ("trainer.ema=1.5", ["trainer.ema", "(0, 1)"]),
         ("trainer.label_smoothing=-0.1", ["trainer.label_smoothing", "[0, 1)"]),
+        ("trainer.ema_bn_images=-1", ["trainer.ema_bn_images", ">= 0"]),
         ("schedule.warmup=1.0", ["schedule.warmup"]),
     ],
 )

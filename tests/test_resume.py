@@ -17,9 +17,9 @@ import pytest
 
 from conftest import MNIST, assert_user_error, mnist, read_metrics
 
-RUN = ["model=lenet5", "data.limit=3000", "trainer.epochs=4", "trainer.deterministic=true"]
-# with the improved presets' knobs, whose state (the weight average, the schedule, the
-# augmentation's draws) must resume too
+RUN = ["model=lenet5_bn", "data.limit=3000", "trainer.epochs=4", "trainer.deterministic=true"]
+# with the improved presets' knobs, whose state (the weight average with its own batch-norm
+# statistics, the schedule, the augmentation's draws) must resume too
 RUN += ["schedule=one_cycle", "trainer.ema=0.9", "trainer.label_smoothing=0.1", "augment=notebook"]
 
 

@@ -1,0 +1,47 @@
+"""Batch-norm statistics recomputed for the weights a model holds now, as PyTorch's
+`swa_utils.update_bn` does for averaged weights: a batch-norm layer's moving mean and variance
+follow the raw weights that trained, so averaged weights (trainer.ema) would otherwise be
+validated and tested with another network's statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import keras
+import numpy as np
+
+
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recompute(model: keras.Sequential, batches: Iterable) -> None:
+    """Set every batch-norm layer's moving mean and variance to the statistics of its inputs over
+    `batches` (scaled images, or (images, labels) pairs), the model run as at inference except
+    that each batch-norm layer normalises by the batch's own statistics, layer after layer, as
+    in training (dropout stays off). Batches of one size weigh alike: their means and variances
+    are pooled (the variance of the means added). No batch-norm layer: nothing to do."""
+    layers = batch_norm_layers(model)
+    if not layers:
+        return
+    momenta = [layer.momentum for layer in layers]
+    means: dict[int, list[np.ndarray]] = {id(layer): [] for layer in layers}
+    variances: dict[int, list[np.ndarray]] = {id(layer): [] for layer in layers}
+    try:
+        for layer in layers:  # momentum 0: the moving statistics become the batch's own
+            layer.momentum = 0.0
+        for batch in batches:
+            h = batch[0] if isinstance(batch, tuple) else batch
+            for layer in model.layers:
+                is_bn = isinstance(layer, keras.layers.BatchNormalization)
+                h = layer(h, training=is_bn)
+                if is_bn:
+                    means[id(layer)].append(layer.moving_mean.numpy())
+                    variances[id(layer)].append(layer.moving_variance.numpy())
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    for layer in layers:
+        m, v = np.stack(means[id(layer)]), np.stack(variances[id(layer)])
+        layer.moving_mean.assign(m.mean(axis=0))
+        layer.moving_variance.assign(v.mean(axis=0) + m.var(axis=0))
