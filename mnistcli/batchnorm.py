@@ -19,19 +19,22 @@ def recompute(model: keras.Sequential, batches: Iterable) -> None:
     """Set every batch-norm layer's moving mean and variance to the statistics of its inputs over
     `batches` (scaled images, or (images, labels) pairs), the model run as at inference except
     that each batch-norm layer normalises by the batch's own statistics, layer after layer, as
-    in training (dropout stays off). Batches of one size weigh alike: their means and variances
-    are pooled (the variance of the means added). No batch-norm layer: nothing to do."""
+    in training (dropout stays off). The batches' means and variances are pooled, each batch
+    weighing by its size: the statistics of all the images at once. No batch-norm layer:
+    nothing to do."""
     layers = batch_norm_layers(model)
     if not layers:
         return
     momenta = [layer.momentum for layer in layers]
     means: dict[int, list[np.ndarray]] = {id(layer): [] for layer in layers}
     variances: dict[int, list[np.ndarray]] = {id(layer): [] for layer in layers}
+    sizes = []
     try:
         for layer in layers:  # momentum 0: the moving statistics become the batch's own
             layer.momentum = 0.0
         for batch in batches:
             h = batch[0] if isinstance(batch, tuple) else batch
+            sizes.append(len(h))
             for layer in model.layers:
                 is_bn = isinstance(layer, keras.layers.BatchNormalization)
                 h = layer(h, training=is_bn)
@@ -41,7 +44,9 @@ def recompute(model: keras.Sequential, batches: Iterable) -> None:
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
+    weights = np.array(sizes, dtype=np.float64) / sum(sizes)
     for layer in layers:
         m, v = np.stack(means[id(layer)]), np.stack(variances[id(layer)])
-        layer.moving_mean.assign(m.mean(axis=0))
-        layer.moving_variance.assign(v.mean(axis=0) + m.var(axis=0))
+        mean = np.tensordot(weights, m, axes=1)
+        layer.moving_mean.assign(mean)
+        layer.moving_variance.assign(np.tensordot(weights, v + (m - mean) ** 2, axes=1))

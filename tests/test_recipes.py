@@ -77,9 +77,9 @@ def test_batch_norm_statistics_are_those_of_the_given_batches_with_dropout_off()
          keras.layers.Dense(3), keras.layers.BatchNormalization(momentum=0.9)]
     )  # fmt: skip
     first, second = model.layers[1], model.layers[3]
-    recompute(model, [x[i : i + 250] for i in range(0, 1000, 250)])
-    # four equal batches pooled: exactly the whole set's mean and (biased) variance, of the
-    # inputs as they are (dropout off), and the next layer's of its normalised inputs
+    recompute(model, [x[:400], x[400:800], x[800:]])
+    # batches of 400, 400 and 200 pooled: exactly the whole set's mean and (biased) variance, of
+    # the inputs as they are (dropout off), and the next layer's of its normalised inputs
     np.testing.assert_allclose(first.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(first.moving_variance.numpy(), x.var(axis=0), rtol=1e-4)
     h = model.layers[2](model.layers[1](x, training=False))
