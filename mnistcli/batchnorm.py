@@ -26,9 +26,7 @@ def recompute(model: keras.Sequential, batches: Iterable) -> None:
     if not layers:
         return
     momenta = [layer.momentum for layer in layers]
-    means: dict[int, list[np.ndarray]] = {id(layer): [] for layer in layers}
-    variances: dict[int, list[np.ndarray]] = {id(layer): [] for layer in layers}
-    sizes = []
+    sizes, means, variances = [], [], []  # per batch: one array per batch-norm layer
     try:
         for layer in layers:  # momentum 0: the moving statistics become the batch's own
             layer.momentum = 0.0
@@ -36,17 +34,15 @@ def recompute(model: keras.Sequential, batches: Iterable) -> None:
             h = batch[0] if isinstance(batch, tuple) else batch
             sizes.append(len(h))
             for layer in model.layers:
-                is_bn = isinstance(layer, keras.layers.BatchNormalization)
-                h = layer(h, training=is_bn)
-                if is_bn:
-                    means[id(layer)].append(layer.moving_mean.numpy())
-                    variances[id(layer)].append(layer.moving_variance.numpy())
+                h = layer(h, training=isinstance(layer, keras.layers.BatchNormalization))
+            means.append([layer.moving_mean.numpy() for layer in layers])
+            variances.append([layer.moving_variance.numpy() for layer in layers])
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
     weights = np.array(sizes, dtype=np.float64) / sum(sizes)
-    for layer in layers:
-        m, v = np.stack(means[id(layer)]), np.stack(variances[id(layer)])
+    for i, layer in enumerate(layers):
+        m, v = np.stack([b[i] for b in means]), np.stack([b[i] for b in variances])
         mean = np.tensordot(weights, m, axes=1)
         layer.moving_mean.assign(mean)
         layer.moving_variance.assign(np.tensordot(weights, v + (m - mean) ** 2, axes=1))
