@@ -24,6 +24,17 @@ from mnistcli.data import SHIPPED  # noqa: E402  (the same real MNIST, read as l
 from mnistcli.models import BUILDERS  # noqa: E402  (the same layers as the notebooks' cells)
 
 
+def arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x_train, y_train, x_test, y_test as the notebooks had them: float32 in [0, 1], NHWC."""
+    with np.load(SHIPPED) as f:  # keras.datasets.mnist.load_data() reads this same npz layout
+        x_train, y_train, x_test, y_test = (
+            f[k] for k in ("x_train", "y_train", "x_test", "y_test")
+        )
+    x_train = x_train.reshape(-1, 28, 28, 1).astype("float32") / 255
+    x_test = x_test.reshape(-1, 28, 28, 1).astype("float32") / 255
+    return x_train, y_train, x_test, y_test
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
@@ -33,13 +44,7 @@ def main() -> None:
     parser.add_argument("--until", type=float)
     args = parser.parse_args()
 
-    with np.load(SHIPPED) as f:  # keras.datasets.mnist.load_data() reads this same npz layout
-        x_train, y_train, x_test, y_test = (
-            f[k] for k in ("x_train", "y_train", "x_test", "y_test")
-        )
-    x_train = x_train.reshape(-1, 28, 28, 1).astype("float32") / 255
-    x_test = x_test.reshape(-1, 28, 28, 1).astype("float32") / 255
-
+    x_train, y_train, x_test, y_test = arrays()
     keras.utils.set_random_seed(0)
     model = BUILDERS[args.model]()
     model.compile(optimizer=args.optimizer, loss="sparse_categorical_crossentropy",
