@@ -15,18 +15,21 @@ Not a test: it prints a table; RESULTS.md records one with its command."""
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
 
-import keras
-from keras import layers
-from notebook import arrays  # the notebooks' arrays; importing it quiets TensorFlow's log
-from rich.console import Console
-from rich.table import Table
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnistcli.data import INPUT_SHAPE
-from mnistcli.models import classifier, lenet5, lenet5_bn
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+from notebook import arrays  # noqa: E402  (the notebooks' arrays)
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from mnistcli.data import INPUT_SHAPE  # noqa: E402
+from mnistcli.models import classifier, lenet5, lenet5_bn  # noqa: E402
 
 ISSUE_RATIO = 5300 / 2900  # issue 4: LeNet-5-BN's images/s over LeNet-5's, the notebooks' way
 
