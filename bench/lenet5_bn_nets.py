@@ -28,8 +28,9 @@ from notebook import arrays  # noqa: E402  (the notebooks' arrays)
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench import CASES  # noqa: E402  (the notebooks' optimizer and batch per model)
 from mnistcli.data import INPUT_SHAPE  # noqa: E402
-from mnistcli.models import classifier, lenet5, lenet5_bn  # noqa: E402
+from mnistcli.models import BUILDERS, classifier  # noqa: E402
 
 ISSUE_RATIO = 5300 / 2900  # issue 4: LeNet-5-BN's images/s over LeNet-5's, the notebooks' way
 
@@ -61,9 +62,9 @@ def lenet5_303k_bn() -> keras.Model:
 
 
 NETS: dict[str, tuple[Callable[[], keras.Model], str, int]] = {  # builder, optimizer, batch
-    "lenet5": (lenet5, "sgd", 32),
-    "lenet5_bn": (lenet5_bn, "adam", 64),
-    "lenet5_303k_bn": (lenet5_303k_bn, "adam", 64),
+    "lenet5": (BUILDERS["lenet5"], *CASES["lenet5"]),
+    "lenet5_bn": (BUILDERS["lenet5_bn"], *CASES["lenet5_bn"]),
+    "lenet5_303k_bn": (lenet5_303k_bn, *CASES["lenet5_bn"]),  # the LeNet-5-BN notebook's settings
 }
 
 
