@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
-from notebook import arrays  # noqa: E402  (the notebooks' arrays)
+from notebook import arrays, fit_notebook_way  # noqa: E402  (the notebooks' arrays and fit)
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -72,14 +71,8 @@ def fit(name: str, epochs: int, data: tuple, seed: int = 0) -> dict:
     """One net trained the notebooks' way (validation_split 0.2, Keras defaults); test accuracy
     of the last epoch's weights, as the notebooks printed it."""
     build, optimizer, batch = NETS[name]
-    x_train, y_train, x_test, y_test = data
-    keras.utils.set_random_seed(seed)
-    model = build()
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
-    started = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, validation_split=0.2, verbose=0)
-    seconds = time.perf_counter() - started
+    model, seconds = fit_notebook_way(build, optimizer, batch, epochs, data, seed=seed)
+    x_train, _, x_test, y_test = data
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     return {"ips": int(len(x_train) * 0.8) * epochs / seconds, "acc": accuracy,
             "params": model.count_params()}  # fmt: skip

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 STARTED = time.time()  # as near process start as a script gets (the bench adds the interpreter's)
 
@@ -35,6 +36,29 @@ def arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x_train, y_train, x_test, y_test
 
 
+def fit_notebook_way(
+    build: Callable[[], keras.Model],
+    optimizer: str | keras.optimizers.Optimizer,
+    batch: int,
+    epochs: int,
+    data: tuple[np.ndarray, ...],
+    *,
+    seed: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[keras.Model, float]:
+    """Seed, build, compile (Keras defaults) and fit the way the notebooks did: the arrays straight
+    into model.fit with validation_split 0.2. Returns the model and fit's seconds."""
+    x_train, y_train = data[:2]
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+    started = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, validation_split=0.2,
+              verbose=0, callbacks=list(callbacks))  # fmt: skip
+    return model, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
@@ -44,12 +68,8 @@ def main() -> None:
     parser.add_argument("--until", type=float)
     args = parser.parse_args()
 
-    x_train, y_train, x_test, y_test = arrays()
-    keras.utils.set_random_seed(0)
-    model = BUILDERS[args.model]()
-    model.compile(optimizer=args.optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])  # fmt: skip
-
+    data = arrays()
+    x_train, _, x_test, y_test = data
     reached: dict[str, float] = {}
 
     class TestEachEpoch(keras.callbacks.Callback):
@@ -62,10 +82,8 @@ def main() -> None:
                 self.model.stop_training = True
 
     callbacks = [TestEachEpoch()] if args.until else []
-    fit_started = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=args.batch, epochs=args.epochs, validation_split=0.2,
-              verbose=0, callbacks=callbacks)  # fmt: skip
-    fit_seconds = time.perf_counter() - fit_started
+    model, fit_seconds = fit_notebook_way(BUILDERS[args.model], args.optimizer, args.batch,
+                                          args.epochs, data, callbacks=callbacks)  # fmt: skip
     _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     trained = int(len(x_train) * 0.8) * args.epochs
     print(json.dumps({

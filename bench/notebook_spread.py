@@ -1,0 +1,132 @@
+"""Where a notebook's one printed test accuracy sits: a notebook preset's recipe trained the
+notebooks' way (bench/notebook.py: the arrays into model.fit, validation_split 0.2, Keras
+defaults), the test set scored after every epoch, per seed. A notebook prints one number from one
+run, from its last epoch or from a best epoch it does not name; this shows how far that number
+moves between seeds and between epochs, so a gap to it can be read against that spread.
+
+    python bench/notebook_spread.py lenet5_bn --seeds 0 1 2
+    python bench/notebook_spread.py mlp_l2 --seeds 0 1 2 --case model.l2=1e-6 --case model.l2=1e-3
+
+Per case (the preset with its overrides) and seed: the test accuracy of the last epoch (what a
+notebook prints after fit), of the best val_loss epoch (what the preset's checkpoint keeps), and
+the highest of any epoch (what a number picked by looking at the test set after every epoch
+would be), beside the preset's report.reference. The test set selects nothing in the product;
+here it is only looked at. A diagnostic, not a test; RESULTS.md records its tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+from hydra import compose, initialize_config_module  # noqa: E402
+from notebook import arrays, fit_notebook_way  # noqa: E402  (the notebooks' arrays and fit)
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from mnistcli.checks import CONFIG_MODULE  # noqa: E402
+from mnistcli.models import build_model  # noqa: E402
+from mnistcli.optimizers import build_optimizer  # noqa: E402
+
+
+def recipe(experiment: str, overrides: list[str]) -> DictConfig:
+    """The preset composed as `mnist train experiment=... overrides` would; only a notebook's
+    recipe (no augmentation, schedule, smoothing or averaging) can be trained the notebooks' way."""
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
+    notebook_way = (
+        cfg.split.name == "validation_split"
+        and cfg.split.fraction == 0.2
+        and cfg.augment.name == "none"
+        and cfg.schedule.name == "constant"
+        and not cfg.trainer.label_smoothing
+        and cfg.trainer.ema is None
+    )
+    if not notebook_way:
+        raise SystemExit(f"experiment={experiment} is not a notebook's recipe; pick one that is")
+    return cfg
+
+
+def run(cfg: DictConfig, seed: int, data: tuple) -> dict[str, list[float]]:
+    """One seed: validation loss and test accuracy after every epoch."""
+    _, _, x_test, y_test = data
+    curve: dict[str, list[float]] = {"val_loss": [], "test": []}
+
+    class TestEachEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            curve["val_loss"].append(float(logs["val_loss"]))
+            curve["test"].append(float(self.model.evaluate(x_test, y_test, verbose=0)[1]))
+
+    model_cfg = OmegaConf.to_container(cfg.model)
+    optimizer_cfg = OmegaConf.to_container(cfg.optimizer)
+    fit_notebook_way(
+        lambda: build_model(**model_cfg),
+        build_optimizer(**optimizer_cfg),
+        cfg.trainer.batch_size,
+        cfg.trainer.epochs,
+        data,
+        seed=seed,
+        callbacks=[TestEachEpoch()],
+    )
+    return curve
+
+
+def mean_std(values: list[float]) -> str:
+    spread = f" ± {statistics.stdev(values):.2%}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2%}{spread}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", help="a notebook preset, e.g. lenet5_bn or mlp_l2")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--case", action="append", default=[], metavar="OVERRIDES",
+                        help="space-separated overrides for one case; repeat for more")  # fmt: skip
+    parser.add_argument("--epochs", type=int, help="instead of the preset's")
+    args = parser.parse_args()
+    console = Console(width=max(150, Console().width))
+    data = arrays()
+    cases = args.case or [""]
+    per_seed = Table(title=f"experiment={args.experiment}, the notebooks' way, test accuracy")
+    for col in ("case", "seed", "last epoch", "best val_loss epoch", "highest (epoch)", "epochs"):
+        per_seed.add_column(col, justify="right")
+    summary = Table(title="mean ± std over the seeds")
+    for col in ("case", "reference", "last epoch", "best val_loss epoch", "highest",
+                "epoch-ends ≥ reference"):  # fmt: skip
+        summary.add_column(col, justify="right")
+    for case in cases:
+        overrides = case.split() + ([f"trainer.epochs={args.epochs}"] if args.epochs else [])
+        cfg = recipe(args.experiment, overrides)
+        reference = next(iter(cfg.report.reference.values()))
+        last, chosen, highest, reached, ends = [], [], [], 0, 0
+        for seed in args.seeds:
+            curve = run(cfg, seed, data)
+            test = curve["test"]
+            best = min(range(len(test)), key=curve["val_loss"].__getitem__)
+            top = max(range(len(test)), key=test.__getitem__)
+            last.append(test[-1])
+            chosen.append(test[best])
+            highest.append(test[top])
+            reached += sum(a >= reference for a in test)
+            ends += len(test)
+            per_seed.add_row(case or "-", str(seed), f"{test[-1]:.2%}",
+                             f"{test[best]:.2%} ({best + 1})", f"{test[top]:.2%} ({top + 1})",
+                             str(len(test)))  # fmt: skip
+            console.print(f"{case or '-'} seed {seed}: test by epoch "
+                          f"{' '.join(f'{a:.4f}' for a in test)}", highlight=False)  # fmt: skip
+        summary.add_row(case or "-", f"{reference:.2%}", mean_std(last), mean_std(chosen),
+                        mean_std(highest), f"{reached} of {ends}")  # fmt: skip
+    console.print(per_seed)
+    console.print(summary)
+    rerun = " ".join(f"--case '{c}'" for c in args.case)
+    console.print(f"rerun: python bench/notebook_spread.py {args.experiment} --seeds "
+                  f"{' '.join(map(str, args.seeds))} {rerun}".rstrip()
+                  + (f" --epochs {args.epochs}" if args.epochs else ""), highlight=False)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
