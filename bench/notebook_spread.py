@@ -6,6 +6,7 @@ moves between seeds and between epochs, so a gap to it can be read against that 
 
     python bench/notebook_spread.py lenet5_bn --seeds 0 1 2
     python bench/notebook_spread.py mlp_l2 --seeds 0 1 2 --case model.l2=1e-6 --case model.l2=1e-3
+    python bench/notebook_spread.py mlp_l2 --validation-split 0    # trained on all 60,000 images
 
 Per case (the preset with its overrides) and seed: the test accuracy of the last epoch (what a
 notebook prints after fit), of the best val_loss epoch (what the preset's checkpoint keeps), and
@@ -121,7 +122,8 @@ def main() -> None:
             if best is not None:
                 chosen.append(test[best])
             highest.append(test[top])
-            reached += sum(a >= reference for a in test)
+            # accuracies are whole images out of the test set's, held in float32: 0.9833 is 9,833
+            reached += sum(a >= reference - 0.5 / len(data[3]) for a in test)
             ends += len(test)
             per_seed.add_row(case or "-", str(seed), f"{test[-1]:.2%}",
                              "-" if best is None else f"{test[best]:.2%} ({best + 1})",
