@@ -36,6 +36,22 @@ def arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x_train, y_train, x_test, y_test
 
 
+class TestEachEpoch(keras.callbacks.Callback):
+    """Scores the test set after every epoch, as the notebooks printed it, and hands each score to
+    `then(epoch, accuracy, logs)`; training stops when that returns True."""
+
+    def __init__(
+        self, x_test: np.ndarray, y_test: np.ndarray, then: Callable[[int, float, dict], bool]
+    ) -> None:
+        super().__init__()
+        self.x_test, self.y_test, self.then = x_test, y_test, then
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        _, accuracy = self.model.evaluate(self.x_test, self.y_test, verbose=0)
+        if self.then(epoch, float(accuracy), logs or {}):
+            self.model.stop_training = True
+
+
 def fit_notebook_way(
     build: Callable[[], keras.Model],
     optimizer: str | keras.optimizers.Optimizer,
@@ -74,16 +90,15 @@ def main() -> None:
     x_train, _, x_test, y_test = data
     reached: dict[str, float] = {}
 
-    class TestEachEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            _, acc = self.model.evaluate(x_test, y_test, verbose=0)
-            print(f"epoch {epoch + 1}: test accuracy {acc:.4f} at {time.time() - STARTED:.1f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            if acc >= args.until and not reached:
-                reached.update(epoch=epoch + 1, seconds=time.time() - STARTED, accuracy=acc)
-                self.model.stop_training = True
+    def then(epoch: int, acc: float, logs: dict) -> bool:
+        print(f"epoch {epoch + 1}: test accuracy {acc:.4f} at {time.time() - STARTED:.1f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
+        if acc >= args.until and not reached:
+            reached.update(epoch=epoch + 1, seconds=time.time() - STARTED, accuracy=acc)
+            return True
+        return False
 
-    callbacks = [TestEachEpoch()] if args.until else []
+    callbacks = [TestEachEpoch(x_test, y_test, then)] if args.until else []
     model, fit_seconds = fit_notebook_way(BUILDERS[args.model], args.optimizer, args.batch,
                                           args.epochs, data, callbacks=callbacks)  # fmt: skip
     _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)

@@ -22,9 +22,8 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
-from notebook import arrays, fit_notebook_way  # noqa: E402  (the notebooks' arrays and fit)
+from notebook import TestEachEpoch, arrays, fit_notebook_way  # noqa: E402  (the notebooks' way)
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -57,11 +56,11 @@ def run(cfg: DictConfig, seed: int, data: tuple, split: float) -> dict[str, list
     _, _, x_test, y_test = data
     curve: dict[str, list[float]] = {"val_loss": [], "test": []}
 
-    class TestEachEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if "val_loss" in logs:
-                curve["val_loss"].append(float(logs["val_loss"]))
-            curve["test"].append(float(self.model.evaluate(x_test, y_test, verbose=0)[1]))
+    def then(epoch: int, accuracy: float, logs: dict) -> bool:
+        if "val_loss" in logs:
+            curve["val_loss"].append(float(logs["val_loss"]))
+        curve["test"].append(accuracy)
+        return False
 
     model_cfg = OmegaConf.to_container(cfg.model)
     optimizer_cfg = OmegaConf.to_container(cfg.optimizer)
@@ -72,7 +71,7 @@ def run(cfg: DictConfig, seed: int, data: tuple, split: float) -> dict[str, list
         cfg.trainer.epochs,
         data,
         seed=seed,
-        callbacks=[TestEachEpoch()],
+        callbacks=[TestEachEpoch(x_test, y_test, then)],
         validation_split=split,
     )
     return curve
