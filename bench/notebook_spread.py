@@ -1,6 +1,7 @@
 """Where a notebook's one printed test accuracy sits: a notebook preset's recipe trained the
-notebooks' way (bench/notebook.py: the arrays into model.fit, validation_split 0.2, Keras
-defaults), the test set scored after every epoch, per seed. A notebook prints one number from one
+notebooks' way (bench/notebook.py: the arrays into model.fit, validation_split 0.2, the preset's
+model, optimizer, learning rate, batch and epochs, Keras's defaults otherwise), the test set scored
+after every epoch, per seed. A notebook prints one number from one
 run, from its last epoch or from a best epoch it does not name; this shows how far that number
 moves between seeds and between epochs, so a gap to it can be read against that spread.
 
@@ -35,7 +36,8 @@ from mnistcli.optimizers import build_optimizer  # noqa: E402
 
 def recipe(experiment: str, overrides: list[str]) -> DictConfig:
     """The preset composed as `mnist train experiment=... overrides` would; only a notebook's
-    recipe (no augmentation, schedule, smoothing or averaging) can be trained the notebooks' way."""
+    recipe (no augmentation, schedule, smoothing, averaging or callback that changes training,
+    such as early stopping) can be trained the notebooks' way."""
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
     notebook_way = (
@@ -45,9 +47,14 @@ def recipe(experiment: str, overrides: list[str]) -> DictConfig:
         and cfg.schedule.name == "constant"
         and not cfg.trainer.label_smoothing
         and cfg.trainer.ema is None
+        and set(cfg.get("callbacks") or {}) <= {"checkpoint", "terminate_on_nan"}
     )
     if not notebook_way:
-        raise SystemExit(f"experiment={experiment} is not a notebook's recipe; pick one that is")
+        raise SystemExit(
+            f"experiment={experiment} needs more than bench/notebook.py's plain fit (another split, "
+            "augmentation, a schedule, smoothing, averaging or early stopping); try lenet5_bn, "
+            "mlp_l2 or lenet5"
+        )
     return cfg
 
 
