@@ -1,9 +1,9 @@
 """Where a notebook's one printed test accuracy sits: a notebook preset's recipe trained the
 notebooks' way (bench/notebook.py: the arrays into model.fit, validation_split 0.2, the preset's
 model, optimizer, learning rate, batch and epochs, Keras's defaults otherwise), the test set scored
-after every epoch, per seed. A notebook prints one number from one
-run, from its last epoch or from a best epoch it does not name; this shows how far that number
-moves between seeds and between epochs, so a gap to it can be read against that spread.
+after every epoch, per seed. A notebook prints one number from one run, from its last epoch or from
+a best epoch it does not name; this shows how far that number moves between seeds and between
+epochs, so a gap to it can be read against that spread.
 
     python bench/notebook_spread.py lenet5_bn --seeds 0 1 2
     python bench/notebook_spread.py mlp_l2 --seeds 0 1 2 --case model.l2=1e-6 --case model.l2=1e-3
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,6 +31,7 @@ from rich.table import Table  # noqa: E402
 from mnistcli.checks import CONFIG_MODULE  # noqa: E402
 from mnistcli.models import build_model  # noqa: E402
 from mnistcli.optimizers import build_optimizer  # noqa: E402
+from mnistcli.report import mean_std, references  # noqa: E402
 
 
 def recipe(experiment: str, overrides: list[str]) -> DictConfig:
@@ -84,9 +84,12 @@ def run(cfg: DictConfig, seed: int, data: tuple, split: float) -> dict[str, list
     return curve
 
 
-def mean_std(values: list[float]) -> str:
-    spread = f" ± {statistics.stdev(values):.2%}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.2%}{spread}"
+def percent(values: list[float]) -> str:
+    """mean ± std (n - 1) as percentages, as `mnist report` gives them; "-" for none."""
+    mean, std = mean_std(values)
+    if mean is None:
+        return "-"
+    return f"{mean:.2%}" + ("" if std is None else f" ± {std:.2%}")
 
 
 def main() -> None:
@@ -116,7 +119,8 @@ def main() -> None:
     for case in cases:
         overrides = case.split() + ([f"trainer.epochs={args.epochs}"] if args.epochs else [])
         cfg = recipe(args.experiment, overrides)
-        reference = next(iter(cfg.report.reference.values()))
+        given = references(OmegaConf.to_container(cfg.report).get("reference"))
+        reference = next(iter(given.values()), None)  # the notebook's, first
         last, chosen, highest, reached, ends = [], [], [], 0, 0
         for seed in args.seeds:
             curve = run(cfg, seed, data, args.validation_split)
@@ -129,7 +133,8 @@ def main() -> None:
                 chosen.append(test[best])
             highest.append(test[top])
             # accuracies are whole images out of the test set's, held in float32: 0.9833 is 9,833
-            reached += sum(a >= reference - 0.5 / len(data[3]) for a in test)
+            if reference is not None:
+                reached += sum(a >= reference - 0.5 / len(data[3]) for a in test)
             ends += len(test)
             per_seed.add_row(case or "-", str(seed), f"{test[-1]:.2%}",
                              "-" if best is None else f"{test[best]:.2%} ({best + 1})",
@@ -137,9 +142,9 @@ def main() -> None:
                              str(len(test)))  # fmt: skip
             console.print(f"{case or '-'} seed {seed}: test by epoch "
                           f"{' '.join(f'{a:.4f}' for a in test)}", highlight=False)  # fmt: skip
-        summary.add_row(case or "-", f"{reference:.2%}", mean_std(last),
-                        mean_std(chosen) if chosen else "-",
-                        mean_std(highest), f"{reached} of {ends}")  # fmt: skip
+        summary.add_row(case or "-", "-" if reference is None else f"{reference:.2%}",
+                        percent(last), percent(chosen), percent(highest),
+                        "-" if reference is None else f"{reached} of {ends}")  # fmt: skip
     console.print(per_seed)
     console.print(summary)
     rerun = " ".join(f"--case '{c}'" for c in args.case)
