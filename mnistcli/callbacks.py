@@ -114,15 +114,28 @@ class RunRecorder(keras.callbacks.Callback):
 
 
 class FirstStep(keras.callbacks.Callback):
-    """Remembers when the first training step ended (graph tracing and compilation included)."""
+    """Remembers when the first training step ended (graph tracing and compilation included).
+    Keras reports the end of each call into TensorFlow, which runs the model's
+    steps_per_execution steps: the first step's end is then the first call's end less its other
+    steps, at the pace of the second call (when both are in one epoch; else the first call's end,
+    an upper bound)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ended: float | None = None
+        self._calls = 0
+        self._first_epoch: int | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.ended is None:
-            self.ended = time.time()
+        self._calls += 1
+        now, steps = time.time(), self.model.steps_per_execution
+        if self._calls == 1:
+            self.ended, self._first_epoch = now, self._epoch
+        elif self._calls == 2 and self._first_epoch == self._epoch and self.ended is not None:
+            self.ended -= (steps - 1) * (now - self.ended) / steps
 
 
 class AveragedWeights(keras.callbacks.SwapEMAWeights):

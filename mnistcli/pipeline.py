@@ -29,6 +29,14 @@ def steps_per_epoch(examples: int, batch_size: int) -> int:
     return math.ceil(examples / batch_size)
 
 
+def steps_per_execution(most: int, steps: int) -> int:
+    """Train steps per call into TensorFlow: the largest divisor of an epoch's `steps` not above
+    `most`, so that every epoch ends where a call ends. (Keras would run a call's steps on into
+    the next epoch's batches: each epoch but the last would train more than its own batches, and
+    validate and checkpoint off its boundary.)"""
+    return max(d for d in range(1, min(most, steps) + 1) if steps % d == 0)
+
+
 def training(
     x: np.ndarray,
     y: np.ndarray,

@@ -40,16 +40,18 @@ def _best_row(history: list[dict[str, float]], best_epoch: int | None) -> dict[s
     return history[best_epoch - 1] if best_epoch else history[-1]
 
 
-def _compiled_model(cfg: DictConfig, total_steps: int) -> keras.Model:
+def _compiled_model(cfg: DictConfig, steps: int, per_execution: int) -> keras.Model:
+    """The model, compiled for `steps` train steps per epoch, `per_execution` per call."""
     model = build_model(**OmegaConf.to_container(cfg.model))
     opt_cfg = OmegaConf.to_container(cfg.optimizer)
+    total_steps = cfg.trainer.epochs * steps
     opt_cfg["lr"] = learning_rate(opt_cfg["lr"], OmegaConf.to_container(cfg.schedule), total_steps)
     model.compile(
         optimizer=build_optimizer(**opt_cfg, ema=cfg.trainer.ema),
         loss=training_loss(cfg.trainer.label_smoothing),
         metrics=["accuracy"],
         jit_compile=cfg.trainer.jit_compile,
-        steps_per_execution=cfg.trainer.steps_per_execution,
+        steps_per_execution=per_execution,
     )
     return model
 
@@ -79,7 +81,11 @@ def _start_record(
         "untrained_test_accuracy": untrained,
         "test_used_for_selection": split.test_used_for_selection,
         "history": [],
-        "timing": {"train_seconds": 0.0, "samples_per_second": 0.0},
+        "timing": {
+            "train_seconds": 0.0,
+            "samples_per_second": 0.0,
+            "steps_per_execution": model.steps_per_execution,
+        },
         "device": device,
         "data": {"source": data.source, "sha256": data.sha256, **split.sizes()},
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -98,7 +104,8 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
         f"{record['model']} ({record['params']:,} params), seed {record['seed']}: "
         f"{_epochs(cfg.trainer.epochs)} of batch {cfg.trainer.batch_size} on {data['train']:,} "
         f"images, {data['val']:,} validating, {data['test']:,} testing; "
-        f"{device.get('type')} x{device.get('count')}, {device.get('precision')}{resumed}"
+        f"{device.get('type')} x{device.get('count')}, {device.get('precision')}, "
+        f"{record['timing']['steps_per_execution']} steps per call{resumed}"
     )
 
 
@@ -150,13 +157,15 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
     steps = pipeline.steps_per_epoch(len(split.x_train), batch_size)
+    per_execution = pipeline.steps_per_execution(cfg.trainer.steps_per_execution, steps)
     resuming = bool(cfg.get("resume")) and run.last.exists()
     with strategy.scope():
         model = (
             load_checkpoint(run.last, with_optimizer=True)
             if resuming
-            else _compiled_model(cfg, epochs * steps)
+            else _compiled_model(cfg, steps, per_execution)
         )
+    model.steps_per_execution = per_execution  # a checkpoint's compile config has its own
     entries = restore(run, model, steps) if resuming else []
     before = _previous_metrics(run) if resuming else {}
     if "untrained_test_accuracy" in before:
@@ -186,6 +195,7 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "train_seconds": round(seconds, 3),
             "samples_per_second": round(done * len(split.x_train) / seconds, 1) if seconds else 0.0,
             "startup_seconds": first_step.ended and round(first_step.ended - began, 3),
+            "steps_per_execution": model.steps_per_execution,
         }
         written = artifacts.write_metrics(run.metrics_json, record)
         level = logging.INFO if status == "completed" else logging.WARNING

@@ -292,6 +292,52 @@ def test_fast_experiment_reaches_99_percent(tmp_path: Path) -> None:
     assert m["test"]["accuracy"] >= 0.99
 
 
+@pytest.mark.parametrize(
+    ("most", "steps", "calls_of"),
+    [(128, 750, 125), (128, 1500, 125), (128, 215, 43), (8, 750, 6), (128, 13, 13), (128, 131, 1),
+     (1, 750, 1)],
+)  # fmt: skip
+def test_steps_per_execution_divides_the_epoch(most: int, steps: int, calls_of: int) -> None:
+    from mnistcli.pipeline import steps_per_execution
+
+    assert steps_per_execution(most, steps) == calls_of
+
+
+def test_calls_end_where_epochs_end(tmp_path: Path) -> None:
+    """10 steps per call on 25-step epochs (1,600 images, batch 64) become 5, and the epochs are
+    exactly those of one step per call (Keras alone would train epoch 1 for 3 calls: 30 steps)."""
+    runs = {}
+    for per_call in (1, 10):
+        proc = mnist(
+            "train", "model=ffnn", "trainer.batch_size=64", "data.limit=2000", "trainer.epochs=2",
+            f"trainer.steps_per_execution={per_call}", f"hydra.run.dir=run{per_call}", cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        runs[per_call] = read_metrics(tmp_path / f"run{per_call}")
+    assert runs[10]["timing"]["steps_per_execution"] == 5
+    assert ", 5 steps per call" in (tmp_path / "run10" / "train.log").read_text()
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [r[key] for r in runs[10]["history"]] == [r[key] for r in runs[1]["history"]]
+    assert runs[10]["test"] == runs[1]["test"]
+
+
+def test_first_step_end_is_estimated_from_the_second_call(monkeypatch) -> None:
+    """With 10 steps per call ending at t=100 s and t=101 s, the first step ended at 99.1 s; when
+    the second call is in another epoch, the first call's end (100 s) stands."""
+    from types import SimpleNamespace
+
+    from mnistcli import callbacks
+
+    for second_epoch, first_step in ((0, 99.1), (1, 100.0)):
+        cb = callbacks.FirstStep()
+        cb.set_model(SimpleNamespace(steps_per_execution=10))
+        for now, epoch in ((100.0, 0), (101.0, second_epoch), (102.0, second_epoch)):
+            monkeypatch.setattr(callbacks.time, "time", lambda now=now: now)
+            cb.on_epoch_begin(epoch)
+            cb.on_train_batch_end(9)
+        assert cb.ended == pytest.approx(first_step)
+
+
 def test_speed_knobs_train_a_working_model(tmp_path: Path) -> None:
     """bfloat16 compute, XLA off, 4 steps per call into TensorFlow: still a real training."""
     proc = mnist(
