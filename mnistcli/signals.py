@@ -1,5 +1,6 @@
-"""Ctrl-C and SIGTERM during a task: the first stops it at once as KeyboardInterrupt (the task
-writes its 'interrupted' record on the way out); a second exits on the spot. Exit codes follow
+"""Ctrl-C and SIGTERM during a task: the first stops it as KeyboardInterrupt (the task writes
+its 'interrupted' record on the way out) as soon as Python runs again, i.e. where a running call
+into TensorFlow ends (trainer.steps_per_execution steps); a second exits on the spot. Exit codes follow
 the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 
 A job that Hydra's joblib launcher runs in a worker process is stopped the same way (as by
@@ -19,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -63,13 +64,43 @@ def interruptible() -> Iterator[None]:
         raise Interrupted(signum)
 
     saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    wakeup = _exit_on_second_signal()
     if multiprocessing.parent_process() is not None:
         _watch_parent()
     try:
         yield
     finally:
+        wakeup()
         for s, previous in saved.items():
             signal.signal(s, previous)
+
+
+def _exit_on_second_signal() -> Callable[[], None]:
+    """Python runs a signal's handler only between bytecodes of the main thread, so while that
+    thread is inside one call into TensorFlow (trainer.steps_per_execution steps) both signals
+    would wait for the call to end. The first may (training stops where the call ends), the
+    second must not: a thread reads each signal's number from the wakeup fd, which the C-level
+    handler writes at once, and exits on the second. Returns what puts things back."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        seen = 0
+        with os.fdopen(read_end, "rb", buffering=0) as signals:
+            while numbers := signals.read(16):
+                for signum in numbers:
+                    seen += signum in (signal.SIGINT, signal.SIGTERM)
+                    if seen == 2:
+                        os._exit(128 + signum)
+
+    threading.Thread(target=watch, name="mnist-second-signal", daemon=True).start()
+
+    def restore() -> None:
+        signal.set_wakeup_fd(previous)
+        os.close(write_end)  # the thread reads the end of the pipe and ends
+
+    return restore
 
 
 def _watch_parent(interval: float = 1.0) -> None:

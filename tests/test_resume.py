@@ -337,6 +337,41 @@ def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     assert proc.returncode == 130 and time.monotonic() - started < 5
 
 
+SECOND_SIGNAL_IN_A_CALL = """
+import os, signal, threading, time
+import tensorflow as tf
+from mnistcli.signals import interruptible
+
+@tf.function
+def long_call():  # one call into TensorFlow that takes many minutes
+    body = lambda i, x: (i + 1, x * 0.5 + 1.0)
+    return tf.while_loop(lambda i, x: i < 10**9, body, (0, tf.constant(1.0)))
+
+def twice():
+    time.sleep(2)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGINT)
+
+with interruptible():
+    long_call.get_concrete_function()
+    threading.Thread(target=twice, daemon=True).start()
+    print("calling", flush=True)
+    long_call()
+    print("the call ended", flush=True)
+"""
+
+
+def test_a_second_signal_exits_during_a_long_call_into_tensorflow(tmp_path: Path) -> None:
+    """Python's own handlers wait for the call to end (a train call of steps_per_execution
+    steps); the second signal must not."""
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", SECOND_SIGNAL_IN_A_CALL], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.stdout == "calling\n", proc.stderr
+    assert proc.returncode == 130 and time.monotonic() - started < 60
+
+
 DEFERRED_AND_SWALLOWED = """
 import os, signal, time
 from mnistcli.signals import Interrupted, deferred, interruptible, raise_if_stopped
