@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM during a task: the first stops it as KeyboardInterrupt (the task writes
 its 'interrupted' record on the way out) as soon as Python runs again, i.e. where a running call
-into TensorFlow ends (trainer.steps_per_execution steps); a second exits on the spot. Exit codes follow
-the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+into TensorFlow ends (trainer.steps_per_execution steps); a second exits on the spot. Exit codes
+follow the shell: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 
 A job that Hydra's joblib launcher runs in a worker process is stopped the same way (as by
 SIGTERM) when the sweep's parent process goes away, e.g. `kill` on it: otherwise the workers would
