@@ -7,7 +7,10 @@ table; BENCHMARKS.md records one with its command.
     python bench/kernels.py --threads 2 --json   # one process's rows as JSON (what the above runs)
 
 If the layers alone add up to about the whole step, the step is the kernels' arithmetic, not
-per-step overhead (Python, dispatch, input pipeline) that a faster input path could remove."""
+per-step overhead (Python, dispatch, input pipeline) that a faster input path could remove.
+Read both sides with care: "step ms" is model.fit over 200 steps, fit's own set-up included, and
+each layer timed alone pays a call's fixed cost (about 0.25 ms), so the sum overstates the
+kernels' share. bench/floor.py measures how fast these models can train at all directly."""
 
 from __future__ import annotations
 
