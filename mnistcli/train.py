@@ -96,6 +96,10 @@ def _epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
     """The run's first line in train.log: what trains on what, where."""
     data, device = record["data"], record["device"]
@@ -105,7 +109,7 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
         f"{_epochs(cfg.trainer.epochs)} of batch {cfg.trainer.batch_size} on {data['train']:,} "
         f"images, {data['val']:,} validating, {data['test']:,} testing; "
         f"{device.get('type')} x{device.get('count')}, {device.get('precision')}, "
-        f"{record['timing']['steps_per_execution']} steps per call{resumed}"
+        f"{_steps(record['timing']['steps_per_execution'])} per call{resumed}"
     )
 
 
@@ -158,6 +162,11 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
     steps = pipeline.steps_per_epoch(len(split.x_train), batch_size)
     per_execution = pipeline.steps_per_execution(cfg.trainer.steps_per_execution, steps)
+    if strategy.num_replicas_in_sync > 1 and per_execution > 1:
+        # Keras's multi-step call fails there ("You must feed a value for placeholder tensor"
+        # inside its while loop's tf.cond; keras-team/keras#19246)
+        log.info("%d replicas: 1 step per call into TensorFlow", strategy.num_replicas_in_sync)
+        per_execution = 1
     resuming = bool(cfg.get("resume")) and run.last.exists()
     with strategy.scope():
         model = (
