@@ -92,12 +92,8 @@ def _start_record(
     }
 
 
-def _epochs(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
-
-
-def _steps(n: int) -> str:
-    return f"{n} step" if n == 1 else f"{n} steps"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
@@ -106,10 +102,10 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
     resumed = f", resuming after epoch {initial_epoch}" if initial_epoch else ""
     return (
         f"{record['model']} ({record['params']:,} params), seed {record['seed']}: "
-        f"{_epochs(cfg.trainer.epochs)} of batch {cfg.trainer.batch_size} on {data['train']:,} "
-        f"images, {data['val']:,} validating, {data['test']:,} testing; "
+        f"{_count(cfg.trainer.epochs, 'epoch')} of batch {cfg.trainer.batch_size} "
+        f"on {data['train']:,} images, {data['val']:,} validating, {data['test']:,} testing; "
         f"{device.get('type')} x{device.get('count')}, {device.get('precision')}, "
-        f"{_steps(record['timing']['steps_per_execution'])} per call{resumed}"
+        f"{_count(record['timing']['steps_per_execution'], 'step')} per call{resumed}"
     )
 
 
@@ -117,7 +113,8 @@ def _outcome(m: dict[str, Any], run: RunDir) -> str:
     """The run's last line in train.log: how it ended and what it scored."""
     val, test = m["val"], m["test"]
     line = (
-        f"{m['status']} after {_epochs(m['epochs_completed'])}{tables.best_note(m['best_epoch'])}: "
+        f"{m['status']} after {_count(m['epochs_completed'], 'epoch')}"
+        f"{tables.best_note(m['best_epoch'])}: "
         f"val accuracy {tables.pct(val['accuracy'])}, test accuracy {tables.pct(test['accuracy'])}, "
         f"{m['timing']['train_seconds']:.1f} s in fit"
     )
