@@ -22,6 +22,7 @@ from mnistcli.runs import existing_folder, flatten
 
 CONFIG_MODULE = "mnistcli.conf"  # the shipped configs (conf/ in the source tree)
 DEVICES = ("auto", "cpu", "gpu")
+BATCHNORMS = ("fast", "keras")  # mnistcli.models.BATCHNORMS' names; tests/test_models.py checks
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
 EXPORT_FORMATS = ("saved_model", "litert")
@@ -112,6 +113,8 @@ def _check_model(cfg: DictConfig) -> None:
     number(cfg, "model.width", lambda v: 0 < v <= 16, "a number in (0, 16]", "1.5", optional=True)
     if _get(cfg, "model.activation") is not None:
         one_of(cfg, "model.activation", ACTIVATIONS)
+    if _get(cfg, "model.batchnorm") is not None:
+        one_of(cfg, "model.batchnorm", BATCHNORMS)
     hidden = _get(cfg, "model.hidden")
     if hidden is not None and (
         not isinstance(hidden, ListConfig) or not all(_is_int(w) and w >= 1 for w in hidden)

@@ -2,7 +2,9 @@
 for `experiment=fast`, and cnn_v3, a stronger CNN from outside the notebooks, are not theirs).
 
 Every builder takes `l2`, the L2 factor on the kernels of its hidden layers (0 = none); the output
-layer is never regularised. Inputs are (28, 28, 1) float32 in [0, 1]."""
+layer is never regularised. Builders with batch normalisation take `batchnorm`: "keras" (the
+notebooks' layer, the builders' default) or "fast" (mnistcli.layers', the configs' default).
+Inputs are (28, 28, 1) float32 in [0, 1]."""
 
 from __future__ import annotations
 
@@ -14,12 +16,21 @@ from keras import layers
 
 from mnistcli.data import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.errors import UserError
+from mnistcli.layers import BatchNormalization
+
+BATCHNORMS = {"keras": layers.BatchNormalization, "fast": BatchNormalization}
 
 
 def classifier() -> layers.Dense:
     """The 10-way softmax every model ends in; float32 even under mixed precision, so the
     probabilities and the loss keep full precision."""
     return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")
+
+
+def _batch_norm(kind: str) -> type[layers.BatchNormalization]:
+    if kind not in BATCHNORMS:
+        raise UserError(f"unknown batchnorm '{kind}'; choose one of {', '.join(BATCHNORMS)}")
+    return BATCHNORMS[kind]
 
 
 def _l2(factor: float) -> keras.regularizers.Regularizer | None:
@@ -80,58 +91,60 @@ def lenet5_classic(l2: float = 0.0) -> keras.Model:
     )
 
 
-def lenet5_bn(l2: float = 0.0) -> keras.Model:
+def lenet5_bn(l2: float = 0.0, batchnorm: str = "keras") -> keras.Model:
     """LeNet-5 with batch normalisation: 45,418 parameters, 44,922 trainable."""
-    reg = _l2(l2)
+    reg, norm = _l2(l2), _batch_norm(batchnorm)
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
             layers.Conv2D(6, 5, kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Activation("relu"),
             layers.AveragePooling2D(2),
-            layers.BatchNormalization(),
+            norm(),
             layers.Conv2D(16, 5, kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Activation("relu"),
             layers.AveragePooling2D(2),
-            layers.BatchNormalization(),
+            norm(),
             layers.Flatten(),
             layers.Dense(120, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Dense(84, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             classifier(),
         ],
         name="lenet5_bn",
     )
 
 
-def cnn_v2(dropout: float = 0.25, l2: float = 0.0, width: float = 1.0) -> keras.Model:
+def cnn_v2(
+    dropout: float = 0.25, l2: float = 0.0, width: float = 1.0, batchnorm: str = "keras"
+) -> keras.Model:
     """The deeper CNN: two conv blocks with BN and max-pooling, three dense layers with BN and
     dropout. `width` scales the convolutions' filters (32 and 64 in the notebook)."""
-    reg = _l2(l2)
+    reg, norm = _l2(l2), _batch_norm(batchnorm)
     narrow, wide = (max(1, round(filters * width)) for filters in (32, 64))
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
             layers.Conv2D(narrow, 5, activation="relu", kernel_regularizer=reg),
             layers.Conv2D(narrow, 5, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.MaxPooling2D(2),
             layers.Conv2D(wide, 3, activation="relu", kernel_regularizer=reg),
             layers.Conv2D(wide, 3, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.MaxPooling2D(2),
             layers.Flatten(),
             layers.Dense(256, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Dropout(dropout),
             layers.Dense(128, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Dropout(dropout),
             layers.Dense(84, activation="relu", kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Dropout(dropout),
             classifier(),
         ],
@@ -139,11 +152,11 @@ def cnn_v2(dropout: float = 0.25, l2: float = 0.0, width: float = 1.0) -> keras.
     )
 
 
-def cnn_v3(dropout: float = 0.4, l2: float = 0.0) -> keras.Model:
+def cnn_v3(dropout: float = 0.4, l2: float = 0.0, batchnorm: str = "keras") -> keras.Model:
     """Not from the notebooks: the single CNN of C. Deotte's Kaggle study "How to choose CNN
     architecture MNIST" (2018), batch norm after every convolution and 5x5 stride-2
     convolutions in place of pooling; 326,410 trainable parameters."""
-    reg = _l2(l2)
+    reg, norm = _l2(l2), _batch_norm(batchnorm)
 
     def conv(filters: int, size: int, strides: int = 1) -> list[layers.Layer]:
         padding = "same" if strides > 1 else "valid"
@@ -151,7 +164,7 @@ def cnn_v3(dropout: float = 0.4, l2: float = 0.0) -> keras.Model:
             layers.Conv2D(
                 filters, size, strides, padding, activation="relu", kernel_regularizer=reg
             ),
-            layers.BatchNormalization(),
+            norm(),
         ]
 
     return keras.Sequential(
@@ -174,20 +187,20 @@ def cnn_v3(dropout: float = 0.4, l2: float = 0.0) -> keras.Model:
     )
 
 
-def strided_cnn(l2: float = 0.0) -> keras.Model:
+def strided_cnn(l2: float = 0.0, batchnorm: str = "keras") -> keras.Model:
     """Built for speed (`experiment=fast`), not from a notebook: two stride-2 convolutions with
     batch normalisation in place of convolution + pooling, then Dense 128: 207,322 parameters.
     1.3-1.9x lenet5_bn's images/s on a 2-core CPU, and as accurate after the same epochs
     (bench/one_epoch.py)."""
-    reg = _l2(l2)
+    reg, norm = _l2(l2), _batch_norm(batchnorm)
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
             layers.Conv2D(16, 5, strides=2, padding="same", use_bias=False, kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Activation("relu"),
             layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, kernel_regularizer=reg),
-            layers.BatchNormalization(),
+            norm(),
             layers.Activation("relu"),
             layers.Flatten(),
             layers.Dense(128, activation="relu", kernel_regularizer=reg),

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,6 +47,18 @@ def mnist_imports(
         text=True,
     )
     return proc, {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+
+def model_from(*overrides: str) -> Any:
+    """The Keras model `mnist train OVERRIDES` would build, from the composed config."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from mnistcli.models import build_model
+
+    with initialize_config_module("mnistcli.conf", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    return build_model(**OmegaConf.to_container(cfg.model))
 
 
 def imports_tensorflow(imported: set[str]) -> bool:

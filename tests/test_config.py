@@ -254,6 +254,7 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "model.l2=-1"], ["model.l2"]),
         (["train", "model=ffnn", "model.dropout=1"], ["model.dropout"]),
         (["summary", "model=ffnn", "model.activation=foo"], ["model.activation", "'foo'", "relu"]),
+        (["train", "model.batchnorm=fused"], ["model.batchnorm", "fast, keras", "'fused'"]),
         (
             ["train", "model=lenet5", "+model.width=2"],
             ["model lenet5 has no key width", "takes l2"],

@@ -6,18 +6,10 @@ import inspect
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-from conftest import mnist
+from conftest import mnist, model_from
 from mnistcli.checks import ACTIVATIONS, model_keys
-from mnistcli.models import BUILDERS, build_model
-
-
-def model_from(*overrides: str):
-    with initialize_config_module("mnistcli.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
-    return build_model(**OmegaConf.to_container(cfg.model))
+from mnistcli.models import BUILDERS
 
 
 def trainable(model) -> int:
