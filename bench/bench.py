@@ -1,13 +1,15 @@
 """Speed and memory of `mnist train` / `mnist eval` against the notebooks' way, in one run on one
 machine (issue 4). Not a test: it prints a table; BENCHMARKS.md records one with its command.
 
-    python bench/bench.py                   # 3 models x (notebook, mnist) x 3 repeats, 2 epochs
+    python bench/bench.py                   # 3 models x (notebook, mnist) x 3 repeats, 3 epochs
     python bench/bench.py --repeats 1 --epochs 1 --only lenet5
     python bench/bench.py --only --repeats 1       # only time-to-accuracy, eval and --help
 
 Each measurement runs in its own process, one at a time; images/s is training images per second
-of model.fit (validation included, as both do it each epoch); peak memory is the process's
-maximum resident set size. Medians over the repeats; ratios are mnist / notebook in this run."""
+of model.fit (validation included, as both do it each epoch), over the whole fit ("fit": its
+first epoch's tracing included) and over the epochs after the first ("steady": each way's
+throughput once running; start-up is timed on its own). Peak memory is the process's maximum
+resident set size. Medians over the repeats; ratios are mnist / notebook in this run."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 MNIST = str(Path(sys.executable).with_name("mnist"))
+TRAIN_IMAGES = 48_000  # per epoch, both ways: validation_split=0.2 of 60,000
 CASES = {  # the notebooks' settings: model, optimizer (Keras defaults), batch size
     "ffnn": ("rmsprop", 32),
     "lenet5": ("sgd", 32),
@@ -49,12 +52,20 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, text
 
 
+def steady(epoch_seconds: list[float]) -> float:
+    """Training images per second over the epochs after the first (48,000 each: the last 20% of
+    the 60,000 validate); over the one epoch when there is only one."""
+    later = epoch_seconds[1:] or epoch_seconds
+    return TRAIN_IMAGES * len(later) / sum(later)
+
+
 def notebook(model: str, epochs: int, cwd: Path) -> dict:
     optimizer, batch = CASES[model]
     cmd = [sys.executable, str(HERE / "notebook.py"), model, optimizer, str(batch), str(epochs)]
     seconds, rss, out = measure(cmd, cwd)
     result = json.loads(out.strip().splitlines()[-1])
-    return {"ips": result["images_per_second"], "acc": result["test_accuracy"], "rss": rss}
+    return {"ips": result["images_per_second"], "acc": result["test_accuracy"], "rss": rss,
+            "steady": steady(result["epoch_seconds"])}  # fmt: skip
 
 
 def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) -> dict:
@@ -66,7 +77,7 @@ def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) 
     seconds, rss, _ = measure(cmd, cwd)
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"ips": m["timing"]["samples_per_second"], "acc": m["test"]["accuracy"], "rss": rss,
-            "wall": seconds, "ckpt": run_dir / "checkpoints" / "best.keras",
+            "steady": steady([row["seconds"] for row in m["history"]]), "wall": seconds, "ckpt": run_dir / "checkpoints" / "best.keras",
             "startup": m["timing"].get("startup_seconds")}  # fmt: skip
 
 
@@ -93,13 +104,17 @@ def notebook_time_to_accuracy(cwd: Path, until: float) -> dict:
             "acc": reached and reached["accuracy"], "rss": rss}  # fmt: skip
 
 
+def rate(row: dict) -> str:
+    return f"{row['ips']:.0f} ({row['steady']:.0f})"
+
+
 def median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=list(CASES))
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for mnist train")
@@ -108,12 +123,12 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["time-to-accuracy", "others"],
                         help="leave out the time-to-accuracy table or the other timings")  # fmt: skip
     args = parser.parse_args()
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(160, Console().width))
     cwd = Path(tempfile.mkdtemp(prefix="mnist-bench-"))
 
     table = Table(title=f"training throughput, {args.epochs} epochs, median of {args.repeats}")
-    for col in ("model", "batch", "notebook img/s", "mnist img/s", "ratio", "notebook acc",
-                "mnist acc", "notebook MiB", "mnist MiB"):  # fmt: skip
+    for col in ("model", "batch", "notebook img/s: fit / steady", "mnist img/s: fit / steady",
+                "ratio: fit / steady", "notebook acc", "mnist acc", "notebook MiB", "mnist MiB"):  # fmt: skip
         table.add_column(col, justify="right")
     lenet5_ckpt = None
     for model in args.only:
@@ -121,13 +136,11 @@ def main() -> None:
         for i in range(args.repeats):  # alternate, so drift in the machine hits all alike
             nb.append(notebook(model, args.epochs, cwd))
             mn.append(mnist_train(model, args.epochs, cwd, f"{model}-{i}", args.extra))
-            line = (
-                f"{model} #{i + 1}: notebook {nb[-1]['ips']:.0f} img/s, mnist {mn[-1]['ips']:.0f}"
-            )
+            line = f"{model} #{i + 1} img/s, fit (steady): notebook {rate(nb[-1])}, mnist {rate(mn[-1])}"
             if args.also:
                 extra = [*args.extra, *args.also]
                 also.append(mnist_train(model, args.epochs, cwd, f"{model}-also-{i}", extra))
-                line += f", mnist {' '.join(args.also)} {also[-1]['ips']:.0f}"
+                line += f", mnist {' '.join(args.also)} {rate(also[-1])}"
             console.print(line, highlight=False)
         if model == "lenet5":
             lenet5_ckpt = mn[0]["ckpt"]
@@ -135,8 +148,10 @@ def main() -> None:
             if runs:
                 table.add_row(
                     name, str(CASES[model][1]),
-                    f"{median(nb, 'ips'):,.0f}", f"{median(runs, 'ips'):,.0f}",
-                    f"{median(runs, 'ips') / median(nb, 'ips'):.2f}x",
+                    f"{median(nb, 'ips'):,.0f} / {median(nb, 'steady'):,.0f}",
+                    f"{median(runs, 'ips'):,.0f} / {median(runs, 'steady'):,.0f}",
+                    f"{median(runs, 'ips') / median(nb, 'ips'):.2f}x / "
+                    f"{median(runs, 'steady') / median(nb, 'steady'):.2f}x",
                     f"{median(nb, 'acc'):.2%}", f"{median(runs, 'acc'):.2%}",
                     f"{median(nb, 'rss'):,.0f}", f"{median(runs, 'rss'):,.0f}",
                 )  # fmt: skip

@@ -32,23 +32,14 @@ WAYS = ("notebook", "one call", "one call, XLA")
 
 
 def notebook_epochs(model: str, epochs: int) -> list[float]:
-    import keras
-    from notebook import arrays, fit_notebook_way
+    from notebook import EpochTimes, arrays, fit_notebook_way
 
     from mnistcli.models import BUILDERS
 
-    seconds: list[float] = []
-
-    class EpochTimes(keras.callbacks.Callback):  # epoch end comes after its validation
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.began = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            seconds.append(time.perf_counter() - self.began)
-
     optimizer, batch = CASES[model]
-    fit_notebook_way(BUILDERS[model], optimizer, batch, epochs, arrays(), callbacks=[EpochTimes()])
-    return seconds
+    times = EpochTimes()
+    fit_notebook_way(BUILDERS[model], optimizer, batch, epochs, arrays(), callbacks=[times])
+    return times.seconds
 
 
 def one_call_epochs(model_name: str, epochs: int, xla: bool) -> list[float]:

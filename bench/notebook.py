@@ -36,6 +36,20 @@ def arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x_train, y_train, x_test, y_test
 
 
+class EpochTimes(keras.callbacks.Callback):
+    """Each epoch's seconds, its validation included (on_epoch_end comes after it), in `seconds`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self.began)
+
+
 class TestEachEpoch(keras.callbacks.Callback):
     """Scores the test set after every epoch, as the notebooks printed it, and hands each score to
     `then(epoch, accuracy, logs)`; training stops when that returns True."""
@@ -98,13 +112,15 @@ def main() -> None:
             return True
         return False
 
-    callbacks = [TestEachEpoch(x_test, y_test, then)] if args.until else []
+    epochs = EpochTimes()
+    callbacks = [epochs, *([TestEachEpoch(x_test, y_test, then)] if args.until else [])]
     model, fit_seconds = fit_notebook_way(BUILDERS[args.model], args.optimizer, args.batch,
                                           args.epochs, data, callbacks=callbacks)  # fmt: skip
     _, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     trained = int(len(x_train) * 0.8) * args.epochs
     print(json.dumps({
         "images_per_second": trained / fit_seconds if not args.until else None,
+        "epoch_seconds": epochs.seconds,
         "test_accuracy": test_accuracy,
         "reached": reached or None,
     }))  # fmt: skip
