@@ -64,20 +64,24 @@ def mnists_model(name: str) -> keras.Model:
     return build_model(**shipped(f"model/{name}"))
 
 
+def layer_macs(layer: keras.layers.Layer) -> int:
+    """Multiply-adds of one image's forward pass through a Conv2D or Dense layer; 0 for others."""
+    import keras
+
+    if isinstance(layer, keras.layers.Conv2D):
+        height, width, filters = layer.output.shape[1:]
+        kh, kw = layer.kernel_size
+        return height * width * filters * kh * kw * layer.input.shape[-1]
+    if isinstance(layer, keras.layers.Dense):
+        return layer.input.shape[-1] * layer.units
+    return 0
+
+
 def flops_per_image(model: keras.Model) -> tuple[float, float]:
     """(training, inference) floating-point operations per image: twice the multiply-adds of the
     Conv2D and Dense layers; training counts forward, weight gradient and input gradient (none
     for the first such layer)."""
-    import keras
-
-    macs = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            height, width, filters = layer.output.shape[1:]
-            kh, kw = layer.kernel_size
-            macs.append(height * width * filters * kh * kw * layer.input.shape[-1])
-        elif isinstance(layer, keras.layers.Dense):
-            macs.append(layer.input.shape[-1] * layer.units)
+    macs = [m for m in map(layer_macs, model.layers) if m]
     return 2.0 * (3 * sum(macs) - macs[0]), 2.0 * sum(macs)
 
 
