@@ -34,6 +34,7 @@ CASES = {  # the notebooks' settings: model, optimizer (Keras defaults), batch s
     "lenet5": ("sgd", 32),
     "lenet5_bn": ("adam", 64),
 }
+KERAS_LR = {"adam": 0.001, "rmsprop": 0.001, "sgd": 0.01}  # the notebooks' (Keras's defaults)
 
 
 def measure(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
@@ -72,12 +73,14 @@ def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) 
     optimizer, batch = CASES[model]
     run_dir = cwd / tag
     cmd = [MNIST, "train", f"model={model}", f"optimizer={optimizer}", "schedule=constant",
-           f"trainer.batch_size={batch}", f"trainer.epochs={epochs}", "callbacks=[checkpoint]",
+           f"optimizer.lr={KERAS_LR[optimizer]}", f"trainer.batch_size={batch}",
+           f"trainer.epochs={epochs}", "callbacks=[checkpoint]",
            "split=validation_split", f"hydra.run.dir={run_dir}", *extra]  # fmt: skip
     seconds, rss, _ = measure(cmd, cwd)
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"ips": m["timing"]["samples_per_second"], "acc": m["test"]["accuracy"], "rss": rss,
-            "steady": steady([row["seconds"] for row in m["history"]]), "wall": seconds, "ckpt": run_dir / "checkpoints" / "best.keras",
+            "steady": steady([row["seconds"] for row in m["history"]]), "wall": seconds,
+            "ckpt": run_dir / "checkpoints" / "best.keras",
             "startup": m["timing"].get("startup_seconds")}  # fmt: skip
 
 
@@ -136,7 +139,8 @@ def main() -> None:
         for i in range(args.repeats):  # alternate, so drift in the machine hits all alike
             nb.append(notebook(model, args.epochs, cwd))
             mn.append(mnist_train(model, args.epochs, cwd, f"{model}-{i}", args.extra))
-            line = f"{model} #{i + 1} img/s, fit (steady): notebook {rate(nb[-1])}, mnist {rate(mn[-1])}"
+            line = f"{model} #{i + 1} img/s, fit (steady): notebook {rate(nb[-1])}, mnist "
+            line += rate(mn[-1])
             if args.also:
                 extra = [*args.extra, *args.also]
                 also.append(mnist_train(model, args.epochs, cwd, f"{model}-also-{i}", extra))

@@ -3,7 +3,8 @@ for `experiment=fast`, and cnn_v3, a stronger CNN from outside the notebooks, ar
 
 Every builder takes `l2`, the L2 factor on the kernels of its hidden layers (0 = none); the output
 layer is never regularised. Builders with batch normalisation take `batchnorm`: "keras" (the
-notebooks' layer, the builders' default) or "fast" (mnistcli.layers', the configs' default).
+notebooks' layer, the builders' default) or "fast" (mnistcli.layers'); each model's config
+picks the one that trained it faster.
 Inputs are (28, 28, 1) float32 in [0, 1]."""
 
 from __future__ import annotations
