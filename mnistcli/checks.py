@@ -22,7 +22,7 @@ from mnistcli.runs import existing_folder, flatten
 
 CONFIG_MODULE = "mnistcli.conf"  # the shipped configs (conf/ in the source tree)
 DEVICES = ("auto", "cpu", "gpu")
-BATCHNORMS = ("fast", "keras")  # mnistcli.models.BATCHNORMS' names; tests/test_models.py checks
+BATCHNORMS = ("fast", "keras")  # mnistcli.models.BATCHNORMS' names; tests/test_layers.py checks
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 AUGMENT_FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras's preprocessing layers'
 EXPORT_FORMATS = ("saved_model", "litert")

@@ -5,11 +5,12 @@ of many channels at once.
 Keras's layer reduces an (N, H, W, C) batch over its first three axes to C sums. With a few
 channels (6 or 16 in LeNet-5) TensorFlow's CPU kernels for such reductions, and for the sums that
 the gradients of the per-channel scale and shift need, handle a few floats at a time: on a 2-core
-CPU they took over half of lenet5_bn's training step (bench/batchnorm.py). Here the batch is viewed as rows of k
-positions x C channels (k divides H x W), summed down the rows (a reduction vectorised over
-k x C floats), then the k copies of each channel are added up. Inference (training=False) is
-Keras's own code; so is training with a mask, renorm, synchronized statistics, another axis, or
-rows of one position (k = 1: after a dense layer, or with C over 128).
+CPU they took over half of lenet5_bn's training step (bench/batchnorm.py). Here the batch is
+viewed as rows of k positions x C channels (k divides H x W), summed down the rows (a reduction
+vectorised over k x C floats), then the k copies of each channel are added up. Inference
+(training=False) is Keras's own code; so is training with a mask, renorm, synchronized
+statistics, another axis, or rows of one position (k = 1: after a dense layer, or C over 128).
+
 On a 2-core CPU it trained lenet5_bn 1.16x and strided_cnn 1.06x as fast as Keras's layer, but
 cnn_v2 and cnn_v3 (32-128 channels) 0.96x and 0.92x (bench/knob.py, BENCHMARKS.md), so their
 model configs keep Keras's: `model.batchnorm` (fast | keras) picks."""
