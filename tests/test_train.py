@@ -275,7 +275,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_default_run_reaches_99_percent(tmp_path: Path) -> None:
-    """`mnist train` with no overrides: the README's main job (1-2 minutes on 2 cores)."""
+    """`mnist train` with no overrides: the README's main job (0.5-2.5 minutes on 2 cores)."""
     proc = mnist("train", "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert read_metrics(tmp_path / "run")["test"]["accuracy"] >= 0.99
