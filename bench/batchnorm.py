@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from kernels import _in_graph_ms, _layer_ms  # noqa: E402
+from kernels import in_graph_ms, layer_ms  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -54,7 +54,7 @@ def lenet5_bn_step_ms(batchnorm: str | None) -> float:
         opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
-    return _in_graph_ms(step, x)
+    return in_graph_ms(step, x)
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
         for kind, cls in LAYERS.items():
             layer = cls()
             layer.build(shape)
-            ms[kind] = _layer_ms(layer, x, first=False)
+            ms[kind] = layer_ms(layer, x, first=False)
         layers.add_row(str(shape), where, f"{ms['keras']:.3f}", f"{ms['fast']:.3f}",
                        f"{ms['keras'] / ms['fast']:.2f}x")  # fmt: skip
     console.print(layers)

@@ -12,8 +12,8 @@ train on the first 80% of the training set and validate on the last 20% at the s
 the one-call way reads them through `mnist train`'s tf.data pipelines (mnistcli.pipeline).
 The ratio, notebook epoch over one-call epoch, is about the most any trainer built on the same
 layers and kernels can gain: the one-call epoch keeps only the steps' and the validation's own
-ops. The one-call way builds the model as `mnist train` does (its model config: model.batchnorm
-=fast); the notebooks' way builds Keras's layers. `XLA` compiles each step with XLA
+ops. The one-call way builds the model as `mnist train` does (its model config, so lenet5_bn
+with model.batchnorm=fast); the notebooks' way builds Keras's layers. `XLA` compiles each step with XLA
 (jit_compile), as `trainer.jit_compile=true` would.
 
 GFLOP/s is the arithmetic of an epoch (the convolutions' and dense layers' multiply-adds: each

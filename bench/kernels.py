@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPEATS = 300
 
 
-def _in_graph_ms(body: Callable, x: Any) -> float:
+def in_graph_ms(body: Callable, x: Any) -> float:
     """Milliseconds per call of `body(x')`, a scalar, called REPEATS times one after another in
     one tf.function (x' = x nudged by the call's number, so nothing is hoisted out of the loop);
     the best of 3 such runs."""
@@ -54,7 +54,7 @@ def _in_graph_ms(body: Callable, x: Any) -> float:
     return best / REPEATS * 1000
 
 
-def _layer_ms(layer: Any, x: Any, first: bool) -> float:
+def layer_ms(layer: Any, x: Any, first: bool) -> float:
     """Milliseconds of one forward and backward pass of `layer` on `x` (gradients of its
     weights, and of its input unless it is the model's first layer, as in training)."""
     import tensorflow as tf
@@ -66,7 +66,7 @@ def _layer_ms(layer: Any, x: Any, first: bool) -> float:
         grads = tape.gradient(loss, ([] if first else [x]) + layer.trainable_weights)
         return tf.add_n([loss] + [tf.reduce_sum(g) for g in grads if g is not None])
 
-    return _in_graph_ms(pass_, x)
+    return in_graph_ms(pass_, x)
 
 
 def _row(name: str, optimizer: str, batch: int, threads: int, images: Any, labels: Any) -> dict:
@@ -90,10 +90,10 @@ def _row(name: str, optimizer: str, batch: int, threads: int, images: Any, label
         opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
-    step_ms = _in_graph_ms(step, x)
+    step_ms = in_graph_ms(step, x)
     h, layers = x, []
     for i, layer in enumerate(model.layers):
-        ms = _layer_ms(layer, h, first=i == 0)
+        ms = layer_ms(layer, h, first=i == 0)
         macs = layer_macs(layer) * batch  # forward; backward twice that, but once for the first
         flops = 2 * macs * (2 if i == 0 else 3)
         layers.append((layer.name, ms, flops / ms / 1e6 if macs else None))
