@@ -20,6 +20,7 @@ from conftest import (
     read_metrics,
 )
 from mnistcli.data import load
+from mnistcli.evaluate import load_checkpoint
 from mnistcli.images import UnreadableImage, to_mnist
 
 COUNT = 12  # the first test digits
@@ -131,7 +132,6 @@ def test_predict_mistakes_are_one_line(trained_run: Path, tmp_path: Path) -> Non
 def test_export_saved_model_gives_the_checkpoints_predictions(
     trained_run: Path, test_digits: tuple, tmp_path: Path
 ) -> None:
-    import keras
     import tensorflow as tf
 
     ckpt = trained_run / "checkpoints" / "best.keras"
@@ -144,7 +144,7 @@ def test_export_saved_model_gives_the_checkpoints_predictions(
     x = test_digits[0][..., None].astype(np.float32) / 255.0
     loaded = tf.saved_model.load(str(exported))  # kept: its functions hold weak references
     served = loaded.serve(tf.constant(x)).numpy()
-    expected = keras.models.load_model(ckpt).predict(x, verbose=0)
+    expected = load_checkpoint(ckpt).predict(x, verbose=0)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert_user_error(mnist("export", f"ckpt={ckpt}", "format=onnx", cwd=tmp_path), "saved_model")
     for ckpt_arg in ("ckpt=run", "ckpt=run/saved_model"):  # for serving, not for mnist eval

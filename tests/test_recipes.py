@@ -45,22 +45,20 @@ def test_label_smoothing_is_keras_one_hot_smoothing() -> None:
 
 
 def test_averaged_weights_are_validated_checkpointed_and_tested(tmp_path: Path) -> None:
-    import keras
-
     from mnistcli.data import load, make_split
-    from mnistcli.evaluate import score
+    from mnistcli.evaluate import load_checkpoint, score
 
     run = ["model=lenet5", "data.limit=3000", "trainer.epochs=2", "schedule=one_cycle"]
     knobs = ["trainer.ema=0.9", "trainer.label_smoothing=0.1"]
     proc = mnist("train", *run, *knobs, "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     m = read_metrics(tmp_path / "run")
-    best = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras", compile=False)
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.keras")
     split = make_split(load(None), limit=3000, name="validation_split", fraction=0.2)
     val = score(best, split.x_val, split.y_val)
     assert val["accuracy"] == pytest.approx(m["val"]["accuracy"], abs=1e-6)
     assert score(best, split.x_test, split.y_test)["accuracy"] == m["test"]["accuracy"]
-    last = keras.models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.keras", with_optimizer=True)
     assert last.optimizer.use_ema and last.optimizer.ema_momentum == pytest.approx(0.9)
     assert m["test"]["accuracy"] > 0.8  # (test_resume resumes such a run mid-way, exactly)
 
@@ -91,12 +89,10 @@ def test_averaged_weights_get_batch_norm_statistics_of_their_own(tmp_path: Path)
     """lenet5_bn with weight averaging: the checkpoint's batch-norm statistics are those of its
     (averaged) weights over the first trainer.ema_bn_images training images, and it scores
     exactly the validation accuracy recorded; with ema_bn_images=0 they are the raw weights'."""
-    import keras
-
     from mnistcli import pipeline
     from mnistcli.batchnorm import batch_norm_layers, recompute
     from mnistcli.data import load, make_split
-    from mnistcli.evaluate import score
+    from mnistcli.evaluate import load_checkpoint, score
 
     run = ["model=lenet5_bn", "data.limit=2000", "trainer.epochs=2", "trainer.ema=0.9"]
     split = make_split(load(None), limit=2000, name="validation_split", fraction=0.2)
@@ -106,7 +102,7 @@ def test_averaged_weights_get_batch_norm_statistics_of_their_own(tmp_path: Path)
             "train", *run, f"trainer.ema_bn_images={n}", f"hydra.run.dir={n}", cwd=tmp_path
         )
         assert proc.returncode == 0, proc.stderr
-        best = keras.models.load_model(tmp_path / str(n) / "checkpoints" / "best.keras")
+        best = load_checkpoint(tmp_path / str(n) / "checkpoints" / "best.keras")
         val = score(best, split.x_val, split.y_val)["accuracy"]
         assert val == pytest.approx(read_metrics(tmp_path / str(n))["val"]["accuracy"], abs=1e-6)
         stats[n] = [layer.moving_mean.numpy() for layer in batch_norm_layers(best)]

@@ -28,9 +28,9 @@ def without_seconds(history: list[dict]) -> list[dict]:
 
 
 def weights(path: Path) -> list[np.ndarray]:
-    import keras
+    from mnistcli.evaluate import load_checkpoint
 
-    return keras.models.load_model(path, compile=False).get_weights()
+    return load_checkpoint(path).get_weights()
 
 
 def start(cwd: Path, run_dir: str) -> subprocess.Popen:
