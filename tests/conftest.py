@@ -49,16 +49,21 @@ def mnist_imports(
     return proc, {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
 
 
+def config_from(*overrides: str) -> Any:
+    """The config `mnist train OVERRIDES` composes."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("mnistcli.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
 def model_from(*overrides: str) -> Any:
     """The Keras model `mnist train OVERRIDES` would build, from the composed config."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     from mnistcli.models import build_model
 
-    with initialize_config_module("mnistcli.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
-    return build_model(**OmegaConf.to_container(cfg.model))
+    return build_model(**OmegaConf.to_container(config_from(*overrides).model))
 
 
 def imports_tensorflow(imported: set[str]) -> bool:
