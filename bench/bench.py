@@ -37,9 +37,10 @@ CASES = {  # the notebooks' settings: model, optimizer (Keras defaults), batch s
 KERAS_LR = {"adam": 0.001, "rmsprop": 0.001, "sgd": 0.01}  # the notebooks' (Keras's defaults)
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Run `cmd`; return wall seconds, peak RSS in MiB and its stdout."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(HERE.parent)}
+def measure(cmd: list[str], cwd: Path, code: Path = HERE.parent) -> tuple[float, float, str]:
+    """Run `cmd` with the mnistcli package of the checkout `code` first on the path; return wall
+    seconds, peak RSS in MiB and its stdout."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(code)}
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.DEVNULL)
