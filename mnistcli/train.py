@@ -44,7 +44,7 @@ def _compiled_model(cfg: DictConfig, steps: int, per_execution: int) -> keras.Mo
     """The model, compiled for `steps` train steps per epoch, `per_execution` per call, with
     every variable its train step updates already made: Keras would make the optimizer's slots
     and the accuracy's totals inside the step's first trace, and TensorFlow then traces the step
-    again (1-2 s of each run's start-up)."""
+    again (1.4 s of lenet5_bn's start-up with adam: BENCHMARKS.md)."""
     model = build_model(**OmegaConf.to_container(cfg.model))
     opt_cfg = OmegaConf.to_container(cfg.optimizer)
     total_steps = cfg.trainer.epochs * steps

@@ -339,7 +339,7 @@ def test_calls_end_where_epochs_end(tmp_path: Path) -> None:
 def test_fit_makes_no_variables(overrides: list[str]) -> None:
     """The compiled model has every variable its train step updates before fit (the
     optimizer's slots, the weight average, the accuracy's totals): one made inside the step's
-    first trace makes TensorFlow trace the step again, 1-2 s of each run's start-up."""
+    first trace makes TensorFlow trace the step again (1.4 s of lenet5_bn's start-up)."""
     import keras
     import tensorflow as tf
 
