@@ -332,22 +332,26 @@ def test_calls_end_where_epochs_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [["model=lenet5_bn", "optimizer=adam"], ["model=ffnn", "optimizer=rmsprop"],
-     ["model=lenet5", "optimizer=sgd", "trainer.ema=0.999"]],
+    ("overrides", "device"),
+    [(["model=lenet5_bn", "optimizer=adam"], {}), (["model=ffnn", "optimizer=rmsprop"], {}),
+     (["model=lenet5", "optimizer=sgd", "trainer.ema=0.999"], {}),
+     (["model=lenet5_bn"], {"compute_capability": (8, 0)})],  # as on a GPU: mixed_float16
 )  # fmt: skip
-def test_fit_makes_no_variables(overrides: list[str]) -> None:
+def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
     """The compiled model has every variable its train step updates before fit (the
-    optimizer's slots, the weight average, the accuracy's totals): one made inside the step's
-    first trace makes TensorFlow trace the step again (1.4 s of lenet5_bn's start-up)."""
+    optimizer's slots, the weight average, the loss scale on a GPU, the accuracy's totals): one
+    made inside the step's first trace makes TensorFlow trace the step again (1.4 s of
+    lenet5_bn's start-up)."""
     import keras
     import tensorflow as tf
 
     from mnistcli import pipeline
+    from mnistcli.runtime import set_precision
     from mnistcli.train import _compiled_model
 
+    cfg = config_from(*overrides)
     keras.backend.clear_session()
-    model = _compiled_model(config_from(*overrides), steps=4, per_execution=2)
+    set_precision(cfg.trainer.precision, device)
     made = []
 
     def creator(next_creator: Any, **kwargs: Any) -> Any:
@@ -356,10 +360,16 @@ def test_fit_makes_no_variables(overrides: list[str]) -> None:
 
     data = load()
     train = pipeline.inference(data.x_train[:64], data.y_train[:64], 16)
-    with tf.variable_creator_scope(creator):
-        history = model.fit(train, epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
+    try:
+        model = _compiled_model(cfg, steps=4, per_execution=2)
+        with tf.variable_creator_scope(creator):
+            history = model.fit(train, epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
+    finally:
+        set_precision("float32", {})
     assert made == []
     assert history.history["accuracy"][0] > 0  # the accuracy's totals are the ones updated
+    scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == bool(device)
 
 
 def test_first_step_end_is_estimated_from_the_second_call(monkeypatch) -> None:
