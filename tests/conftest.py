@@ -49,12 +49,12 @@ def mnist_imports(
     return proc, {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
 
 
-def config_from(*overrides: str) -> Any:
-    """The config `mnist train OVERRIDES` composes."""
+def composed(*overrides: str, name: str = "train") -> Any:
+    """The config `mnist NAME OVERRIDES` composes (NAME: train, eval, report, ...)."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("mnistcli.conf", version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        return compose(name, overrides=list(overrides))
 
 
 def model_from(*overrides: str) -> Any:
@@ -63,7 +63,7 @@ def model_from(*overrides: str) -> Any:
 
     from mnistcli.models import build_model
 
-    return build_model(**OmegaConf.to_container(config_from(*overrides).model))
+    return build_model(**OmegaConf.to_container(composed(*overrides).model))
 
 
 def imports_tensorflow(imported: set[str]) -> bool:

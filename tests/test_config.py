@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_module
 
 from conftest import (
     assert_user_error,
+    composed,
     imports_tensorflow,
     mnist,
     mnist_imports,
@@ -23,11 +24,6 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def composed(*overrides: str, name: str = "train"):
-    with initialize_config_module("mnistcli.conf", version_base="1.3"):
-        return compose(name, overrides=list(overrides))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from conftest import (
     MNIST,
     assert_real_png,
     assert_user_error,
-    config_from,
+    composed,
     mnist,
     read_metrics,
     write_idx,
@@ -349,7 +349,7 @@ def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
     from mnistcli.runtime import set_precision
     from mnistcli.train import _compiled_model
 
-    cfg = config_from(*overrides)
+    cfg = composed(*overrides)
     keras.backend.clear_session()
     set_precision(cfg.trainer.precision, device)
     made = []
