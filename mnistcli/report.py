@@ -17,9 +17,19 @@ from mnistcli import artifacts, plots, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.checks import check_report_names
 from mnistcli.errors import UserError
-from mnistcli.runs import Run, existing_folder, find_runs, hashable, varying_keys
+from mnistcli.runs import (
+    WHERE_AND_HOW,
+    Run,
+    existing_folder,
+    find_runs,
+    hashable,
+    varying_keys,
+)
 
 SCORES = (("val", "accuracy"), ("val", "loss"), ("test", "accuracy"), ("test", "loss"))
+# Not what a run trained: where and how it ran, and how its results are reported. Runs that
+# differ only in these are replicates (a resumed run records resume=, and perhaps other threads).
+NOT_SETTINGS = (*WHERE_AND_HOW, "report")
 
 
 def references(setting: Any) -> dict[str, float]:
@@ -44,14 +54,17 @@ def group_runs(
     runs: list[Run], replicates: Sequence[str], group_by: Sequence[str] | None = None
 ) -> tuple[list[str], list[dict]]:
     """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
-    the varying config keys other than `replicates`. Returns those keys and one dict per group:
-    params, runs, failed, interrupted, unfinished (no metrics.json yet) and of those running and
-    stopped, {split}_{score}: {mean, std}, epochs, train_seconds, reference, command, best."""
-    params = list(group_by) if group_by else [k for k in varying_keys(runs) if k not in replicates]
-    grouped: dict[tuple, list[Run]] = {}
-    for run in runs:
-        key = tuple(hashable(run.value(k)) for k in params)
-        grouped.setdefault(key, []).append(run)
+    the varying config keys other than `replicates`; a group's runs differ in the replicates
+    alone, so a setting that still varies inside a group ("experiment=l2_sweep" made at several
+    model.l2) is added to the keys. Returns those keys and one dict per group: params, runs,
+    failed, interrupted, unfinished (no metrics.json yet) and of those running and stopped,
+    {split}_{score}: {mean, std}, epochs, train_seconds, reference, command, best."""
+    settings = [k for k in varying_keys(runs, skip=NOT_SETTINGS) if k not in replicates]
+    params = list(group_by or settings)
+    grouped = _grouped(runs, params)
+    while split := next((k for k in settings if k not in params and _varies(grouped, k)), None):
+        params.append(split)
+        grouped = _grouped(runs, params)
     groups = []
     for members in grouped.values():
         done = [r for r in members if r.completed]
@@ -81,6 +94,18 @@ def group_runs(
     for g in groups:
         g["best"] = g is best
     return params, groups
+
+
+def _grouped(runs: list[Run], params: Sequence[str]) -> dict[tuple, list[Run]]:
+    grouped: dict[tuple, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(tuple(hashable(run.value(k)) for k in params), []).append(run)
+    return grouped
+
+
+def _varies(grouped: Mapping[tuple, list[Run]], key: str) -> bool:
+    """True if `key` has more than one value inside some group."""
+    return any(len({hashable(r.value(key)) for r in runs}) > 1 for runs in grouped.values())
 
 
 def _run_references(run: Run) -> dict[str, float]:

@@ -12,11 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistcli.artifacts import check_unclaimed
 from mnistcli.errors import UserError
+from mnistcli.runs import WHERE_AND_HOW
 
 # What a resumed run may change: where and how it runs, never what it trains.
 ALLOWED = ("device=", "runtime.", "hydra.verbose=")
 DROPPED = ("resume=", "hydra.run.dir=")  # set anew for the resumed run
-IGNORED_KEYS = ("resume", "device", "runtime")  # may differ between the run and its resumption
 
 
 class AlreadyCompleted(Exception):
@@ -110,7 +110,7 @@ def check_same_config(cfg: DictConfig, run_dir: str) -> None:
     saved = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
     now = OmegaConf.to_container(cfg, resolve=True)
     then = OmegaConf.to_container(saved, resolve=True)
-    for key in IGNORED_KEYS:
+    for key in WHERE_AND_HOW:  # may differ between the run and its resumption
         now.pop(key, None)
         then.pop(key, None)
     if now != then:

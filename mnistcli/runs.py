@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from mnistcli.artifacts import being_trained
 from mnistcli.errors import UserError
 
 MISSING = "-"  # a key one run's config does not have
+# Config keys that say where and how a run ran, not what it trained: a resumption may change them
+# (resume.py), and runs that differ only in them are the same run made twice.
+WHERE_AND_HOW = ("resume", "device", "runtime")
 
 
 @dataclass
@@ -154,12 +158,18 @@ def _natural(path: Path) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
 
 
-def varying_keys(runs: list[Run]) -> list[str]:
-    """The config keys whose values are not the same in every run, in config order."""
+def varying_keys(runs: list[Run], skip: Sequence[str] = ()) -> list[str]:
+    """The config keys whose values are not the same in every run, in config order, but for
+    those under the top-level names in `skip` ("runtime" skips runtime.threads)."""
     keys: dict[str, None] = {}
     for run in runs:
         keys.update(dict.fromkeys(run.config))
-    return [k for k in keys if len({hashable(r.config.get(k, MISSING)) for r in runs}) > 1]
+    return [
+        k
+        for k in keys
+        if k.split(".")[0] not in skip
+        and len({hashable(r.config.get(k, MISSING)) for r in runs}) > 1
+    ]
 
 
 def hashable(value: Any) -> Any:

@@ -138,6 +138,33 @@ def test_report_groups_replicates_and_plots_the_factor(sweep: Path, tmp_path: Pa
         assert f"{group['test_accuracy']['mean']:.2%} │" in proc.stdout
 
 
+def test_report_averages_only_runs_that_differ_in_the_seed(sweep: Path, tmp_path: Path) -> None:
+    """Grouped by a key the runs share (report=results: by experiment preset, and these runs
+    have none), the two L2 factors still make two groups: the factor joins the grouping keys.
+    And a run resumed elsewhere (it records resume=, another device and thread count) is still
+    a replicate of its group."""
+    copy = tmp_path / "copy"  # its report files are rewritten: leave the shared sweep's alone
+    shutil.copytree(sweep, copy)
+    proc = mnist("report", str(copy), "report=results", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((copy / "report.json").read_text())
+    assert report["params"] == ["experiment", "model.l2"]
+    assert [(g["params"]["model.l2"], g["runs"]) for g in report["groups"]] == [
+        (1e-6, 2),
+        (1e-3, 2),
+    ]
+    resumed = copy / "3" / "metrics.json"
+    record = json.loads(resumed.read_text())
+    where = {"resume": str(resumed.parent), "device": "cpu", "runtime": {"threads": THREADS + 1}}
+    record["config"].update(where)
+    resumed.write_text(json.dumps(record))
+    proc = mnist("report", str(copy), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((copy / "report.json").read_text())
+    assert report["params"] == ["model.l2"]
+    assert [g["runs"] for g in report["groups"]] == [2, 2]
+
+
 def test_a_sweep_never_writes_over_an_earlier_one(sweep: Path, tmp_path: Path) -> None:
     """As a single run refuses a run dir that holds a run, a sweep refuses a folder that holds
     a sweep: its jobs 0, 1, ... would have been overwritten one by one."""
