@@ -27,12 +27,11 @@ from rich.table import Table
 from bench import HERE, measure
 
 
-def worktree(rev: str, into: Path) -> Path:
+def worktree(rev: str, into: Path) -> None:
     """A checkout of `rev` in `into`, its conf/ where the installed package keeps it."""
     subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", str(into), rev],
                    check=True, capture_output=True)  # fmt: skip
     (into / "mnistcli" / "conf").symlink_to(into / "conf")
-    return into
 
 
 def run(code: Path, overrides: list[str], cwd: Path, tag: str) -> dict:
@@ -54,9 +53,10 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=max(120, Console().width))
     cwd = Path(tempfile.mkdtemp(prefix="mnist-against-"))
-    codes = {args.rev: worktree(args.rev, cwd / "code"), "this checkout": HERE.parent}
+    codes = {args.rev: cwd / "code", "this checkout": HERE.parent}
     rows: dict[str, list[dict]] = {name: [] for name in codes}
     try:
+        worktree(args.rev, codes[args.rev])  # inside: a failure after `git worktree add` removes it
         for i in range(args.repeats):  # by turns, so drift in the machine hits both alike
             for k, (name, code) in enumerate(codes.items()):
                 rows[name].append(run(code, args.overrides, cwd, f"{k}-{i}"))
