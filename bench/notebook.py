@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mnistcli.data import SHIPPED  # noqa: E402  (the same real MNIST, read as load_data would)
-from mnistcli.models import BUILDERS  # noqa: E402  (the same layers as the notebooks' cells)
+from mnistcli.models import BUILDERS  # noqa: E402  (the notebooks' layers; Keras's dropout masks)
 
 
 def arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

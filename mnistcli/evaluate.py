@@ -88,7 +88,7 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> keras.Mod
     `with_optimizer`: compiled, with the optimizer's saved state (to go on training)."""
     import keras
 
-    import mnistcli.layers  # noqa: F401  (registers its BatchNormalization, which checkpoints name)
+    import mnistcli.layers  # noqa: F401  (registers its layers, which checkpoints name)
 
     p = checks.check_checkpoint(str(path))
     try:

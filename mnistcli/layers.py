@@ -1,8 +1,7 @@
-"""BatchNormalization, Keras's layer with a faster training step on CPUs: the same statistics,
-normalisation, moving averages, weights and config, but every per-channel sum is taken over rows
-of many channels at once.
+"""Keras layers with a faster training step: the same outputs, weights and config.
 
-Keras's layer reduces an (N, H, W, C) batch over its first three axes to C sums. With a few
+BatchNormalization: every per-channel sum is taken over rows of many channels at once. Keras's
+layer reduces an (N, H, W, C) batch over its first three axes to C sums. With a few
 channels (6 or 16 in LeNet-5) TensorFlow's CPU kernels for such reductions, and for the sums that
 the gradients of the per-channel scale and shift need, handle a few floats at a time: on a 2-core
 CPU they took over half of lenet5_bn's training step (bench/batchnorm.py). Here the batch is
@@ -10,10 +9,14 @@ viewed as rows of k positions x C channels (k divides H x W), summed down the ro
 vectorised over k x C floats), then the k copies of each channel are added up. Inference
 (training=False) is Keras's own code; so is training with a mask, renorm, synchronized
 statistics, another axis, or rows of one position (k = 1: after a dense layer, or C over 128).
-
 On a 2-core CPU it trained lenet5_bn 1.16x and strided_cnn 1.06x as fast as Keras's layer, but
 cnn_v2 and cnn_v3 (32-128 channels) 0.96x and 0.92x (bench/knob.py, BENCHMARKS.md), so their
-model configs keep Keras's: `model.batchnorm` (fast | keras) picks."""
+model configs keep Keras's: `model.batchnorm` (fast | keras) picks.
+
+Dropout: the mask is drawn with the Philox generator by name. Keras leaves the choice to
+TensorFlow, which picks Philox outside XLA (so the masks are the same, bit for bit) and, inside
+an XLA-compiled step on a CPU, a generator that took 22x as long for a (128, 500) mask
+(bench/dropout.py): it made XLA train the dropout MLPs 4x slower."""
 
 from __future__ import annotations
 
@@ -73,3 +76,24 @@ class BatchNormalization(keras.layers.BatchNormalization):
             self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
         )
         return tf.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="mnistcli")
+class Dropout(keras.layers.Dropout):
+    """keras.layers.Dropout whose mask comes from TensorFlow's Philox generator, named."""
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if not training or self.rate == 0:
+            return inputs
+        if self.rate == 1:
+            return tf.zeros_like(inputs)
+        seed = self.seed_generator.next()
+        if seed.dtype != tf.int32:  # as Keras: the stateless ops take int32 seeds under XLA
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        noise_shape = None
+        if self.noise_shape is not None:
+            dims = tf.shape(inputs)
+            noise_shape = [dims[i] if d is None else d for i, d in enumerate(self.noise_shape)]
+        return tf.nn.experimental.stateless_dropout(
+            inputs, self.rate, seed, rng_alg="philox", noise_shape=noise_shape
+        )

@@ -17,7 +17,7 @@ from keras import layers
 
 from mnistcli.data import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.errors import UserError
-from mnistcli.layers import BatchNormalization
+from mnistcli.layers import BatchNormalization, Dropout
 
 BATCHNORMS = {"keras": layers.BatchNormalization, "fast": BatchNormalization}
 
@@ -49,7 +49,7 @@ def ffnn(
     for width in hidden:
         stack.append(layers.Dense(width, activation=activation, kernel_regularizer=_l2(l2)))
         if dropout:
-            stack.append(layers.Dropout(dropout))
+            stack.append(Dropout(dropout))
     stack.append(classifier())
     return keras.Sequential(stack, name="ffnn")
 
@@ -140,13 +140,13 @@ def cnn_v2(
             layers.Flatten(),
             layers.Dense(256, activation="relu", kernel_regularizer=reg),
             norm(),
-            layers.Dropout(dropout),
+            Dropout(dropout),
             layers.Dense(128, activation="relu", kernel_regularizer=reg),
             norm(),
-            layers.Dropout(dropout),
+            Dropout(dropout),
             layers.Dense(84, activation="relu", kernel_regularizer=reg),
             norm(),
-            layers.Dropout(dropout),
+            Dropout(dropout),
             classifier(),
         ],
         name="cnn_v2",
@@ -174,14 +174,14 @@ def cnn_v3(dropout: float = 0.4, l2: float = 0.0, batchnorm: str = "keras") -> k
             *conv(32, 3),
             *conv(32, 3),
             *conv(32, 5, strides=2),
-            layers.Dropout(dropout),
+            Dropout(dropout),
             *conv(64, 3),
             *conv(64, 3),
             *conv(64, 5, strides=2),
-            layers.Dropout(dropout),
+            Dropout(dropout),
             *conv(128, 4),
             layers.Flatten(),
-            layers.Dropout(dropout),
+            Dropout(dropout),
             classifier(),
         ],
         name="cnn_v3",

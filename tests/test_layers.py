@@ -1,5 +1,6 @@
 """mnistcli.layers.BatchNormalization computes what Keras's layer computes (outputs, gradients,
-moving statistics), builds from the configs, and round-trips through a safe-mode checkpoint."""
+moving statistics), builds from the configs, and round-trips through a safe-mode checkpoint;
+mnistcli.layers.Dropout drops what Keras's drops outside XLA, and drops at its rate under XLA."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import tensorflow as tf
 
 from conftest import model_from
 from mnistcli import checks
-from mnistcli.layers import BatchNormalization, positions_per_row
+from mnistcli.layers import BatchNormalization, Dropout, positions_per_row
 from mnistcli.models import BATCHNORMS, BUILDERS
 
 
@@ -88,10 +89,37 @@ def test_the_configs_choose_the_layer_and_the_builders_build_kerass(name, defaul
     assert set(checks.BATCHNORMS) == set(BATCHNORMS) == set(built)
 
 
-def test_a_checkpoint_with_it_loads_in_safe_mode(tmp_path) -> None:
+@pytest.mark.parametrize("shape", [(32, 512), (7, 3, 3, 5)])
+def test_dropout_drops_what_kerass_drops_outside_xla(shape: tuple[int, ...]) -> None:
+    """The same seed gives the same units dropped, call after call, eagerly and in a graph: runs
+    without XLA train as they did with Keras's layer (RESULTS.md's runs reproduce)."""
+    x = tf.constant(np.random.default_rng(0).uniform(1, 2, shape), "float32")
+    keras_own, ours = keras.layers.Dropout(0.3, seed=5), Dropout(0.3, seed=5)
+    graph = tf.function(lambda layer: layer(x, training=True), autograph=False)
+    for _ in range(3):
+        a, b = keras_own(x, training=True), ours(x, training=True)
+        np.testing.assert_array_equal(b, a)
+        np.testing.assert_array_equal(graph(ours), graph(keras_own))
+    assert 0 < np.mean(np.asarray(a) == 0) < 1
+    np.testing.assert_array_equal(ours(x, training=False), x)
+    np.testing.assert_array_equal(Dropout(0.0)(x, training=True), x)
+
+
+def test_dropout_under_xla_drops_at_its_rate_and_scales_the_rest() -> None:
+    layer, x = Dropout(0.2, seed=1), tf.ones((128, 500))
+    step = tf.function(lambda: layer(x, training=True), jit_compile=True)
+    first, second = np.asarray(step()), np.asarray(step())
+    for out in (first, second):
+        assert abs(np.mean(out == 0) - 0.2) < 0.01
+        np.testing.assert_allclose(out[out != 0], 1 / 0.8, rtol=1e-6)
+    assert np.mean((first == 0) != (second == 0)) > 0.2  # a new mask each step
+
+
+@pytest.mark.parametrize("name", ["lenet5_bn", "ffnn"])
+def test_a_checkpoint_with_them_loads_in_safe_mode(tmp_path, name: str) -> None:
     from mnistcli.evaluate import load_checkpoint
 
-    model = model_from("model=lenet5_bn")
+    model = model_from(f"model={name}")
     x = np.random.default_rng(0).random((4, 28, 28, 1), "float32")
     model(x, training=True)  # moves the statistics off their initial values
     model.save(tmp_path / "m.keras")
