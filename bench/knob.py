@@ -6,8 +6,8 @@ test: it prints a table; BENCHMARKS.md records one with its command.
     python bench/knob.py --knob trainer.steps_per_execution=16 --presets lenet5_bn --epochs 1
     python bench/knob.py --knob trainer.jit_compile=true --presets mlp_improved --extra model.dropout=0
 
-images/s is the whole `model.fit` (validation and, for XLA, compiling included); wall is the
-process's, from start to exit. Medians over the repeats; ratio is knob / default in this run."""
+images/s: "fit" is the whole `model.fit` (validation and, for XLA, compiling included), "steady"
+the epochs after the first (as bench/bench.py); wall is the process's, from start to exit. Medians over the repeats; ratio is knob / default in this run."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import MNIST, measure
+from bench import MNIST, measure, steady
 
 
 def run(preset: str, epochs: int, cwd: Path, tag: str, overrides: list[str]) -> dict:
@@ -30,7 +30,8 @@ def run(preset: str, epochs: int, cwd: Path, tag: str, overrides: list[str]) -> 
     wall, rss, _ = measure(cmd, cwd)
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"ips": m["timing"]["samples_per_second"], "acc": m["test"]["accuracy"], "rss": rss,
-            "wall": wall, "batch": m["config"]["trainer"]["batch_size"]}  # fmt: skip
+            "wall": wall, "batch": m["config"]["trainer"]["batch_size"],
+            "steady": steady([row["seconds"] for row in m["history"]])}  # fmt: skip
 
 
 def main() -> None:
@@ -48,7 +49,8 @@ def main() -> None:
     both = f", both with {' '.join(args.extra)}" if args.extra else ""
     table = Table(title=f"{knob} against the default{both}, {args.epochs} epochs, median of "
                   f"{args.repeats}")  # fmt: skip
-    for col in ("experiment", "batch", "default img/s", "knob img/s", "ratio", "per repeat",
+    for col in ("experiment", "batch", "default img/s: fit / steady", "knob img/s: fit / steady",
+                "ratio: fit / steady", "per repeat, steady",
                 "wall s: default / knob", "test acc: default / knob", "MiB: default / knob"):  # fmt: skip
         table.add_column(col, justify="right")
     for preset in args.presets:
@@ -65,9 +67,12 @@ def main() -> None:
             return statistics.median(r[key] for r in rows)
 
         table.add_row(
-            preset, str(base[0]["batch"]), f"{med(base, 'ips'):,.0f}", f"{med(tuned, 'ips'):,.0f}",
-            f"{med(tuned, 'ips') / med(base, 'ips'):.2f}x",
-            " / ".join(f"{t['ips'] / b['ips']:.2f}" for b, t in zip(base, tuned, strict=True)),
+            preset, str(base[0]["batch"]),
+            f"{med(base, 'ips'):,.0f} / {med(base, 'steady'):,.0f}",
+            f"{med(tuned, 'ips'):,.0f} / {med(tuned, 'steady'):,.0f}",
+            f"{med(tuned, 'ips') / med(base, 'ips'):.2f}x / "
+            f"{med(tuned, 'steady') / med(base, 'steady'):.2f}x",
+            " / ".join(f"{t['steady'] / b['steady']:.2f}" for b, t in zip(base, tuned, strict=True)),
             f"{med(base, 'wall'):.1f} / {med(tuned, 'wall'):.1f}",
             f"{med(base, 'acc'):.2%} / {med(tuned, 'acc'):.2%}",
             f"{med(base, 'rss'):,.0f} / {med(tuned, 'rss'):,.0f}",
