@@ -165,6 +165,39 @@ def select_strategy(
     return tf.distribute.get_strategy(), {**info, "strategy": "default"}
 
 
+def _all_layers(layer: Any) -> Iterator[Any]:
+    yield layer
+    for inner in getattr(layer, "layers", []):
+        yield from _all_layers(inner)
+
+
+def use_xla(trainer: Mapping[str, Any], model: Any, device: Mapping[str, Any]) -> bool | str:
+    """trainer.jit_compile as Keras's compile takes it: true and false as they are; auto is
+    Keras's choice (XLA when every layer supports it, but none on a machine without GPUs, under a
+    distribution strategy or with trainer.deterministic), except on a CPU for a model without
+    convolutions: XLA there. On a 2-core CPU XLA trained the dense nets 1.13-1.39x as fast
+    (its fused steps), and LeNet-5 0.6-0.7x (its convolutions are slower than oneDNN's):
+    BENCHMARKS.md."""
+    import keras
+    import tensorflow as tf
+
+    setting = trainer["jit_compile"]
+    if setting != "auto" or device.get("type") != "cpu":
+        return setting
+    if tf.distribute.has_strategy() or trainer["deterministic"]:
+        return False
+    layers = list(_all_layers(model))
+    convolutions = tuple(
+        getattr(keras.layers, name)
+        for d in (1, 2, 3)
+        for name in (f"Conv{d}D", f"Conv{d}DTranspose", f"DepthwiseConv{d}D", f"SeparableConv{d}D")
+        if hasattr(keras.layers, name)
+    )
+    if any(isinstance(layer, convolutions) for layer in layers):
+        return False
+    return all(getattr(layer, "supports_jit", True) for layer in layers)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the backend, as keras.utils.set_random_seed does."""
     import keras

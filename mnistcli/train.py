@@ -28,7 +28,13 @@ from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
 from mnistcli.progress import RichProgress
 from mnistcli.report import save_curves
-from mnistcli.runtime import seed_everything, select_strategy, set_precision, sweep_job
+from mnistcli.runtime import (
+    seed_everything,
+    select_strategy,
+    set_precision,
+    sweep_job,
+    use_xla,
+)
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -40,8 +46,10 @@ def _best_row(history: list[dict[str, float]], best_epoch: int | None) -> dict[s
     return history[best_epoch - 1] if best_epoch else history[-1]
 
 
-def _compiled_model(cfg: DictConfig, steps: int, per_execution: int) -> keras.Model:
-    """The model, compiled for `steps` train steps per epoch, `per_execution` per call, with
+def _compiled_model(
+    cfg: DictConfig, device: dict[str, Any], steps: int, per_execution: int
+) -> keras.Model:
+    """The model, compiled for `device`, `steps` train steps per epoch, `per_execution` per call, with
     every variable its train step updates already made: Keras would make the optimizer's slots
     and the accuracy's totals inside the step's first trace, and TensorFlow then traces the step
     again (1.4 s of lenet5_bn's start-up with adam: BENCHMARKS.md)."""
@@ -53,7 +61,7 @@ def _compiled_model(cfg: DictConfig, steps: int, per_execution: int) -> keras.Mo
         optimizer=build_optimizer(**opt_cfg, ema=cfg.trainer.ema),
         loss=training_loss(cfg.trainer.label_smoothing),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=cfg.trainer.jit_compile,
+        jit_compile=use_xla(cfg.trainer, model, device),
         steps_per_execution=per_execution,
     )
     model.optimizer.build(model.trainable_variables)
@@ -109,6 +117,7 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
         f"{_count(cfg.trainer.epochs, 'epoch')} of batch {cfg.trainer.batch_size} "
         f"on {data['train']:,} images, {data['val']:,} validating, {data['test']:,} testing; "
         f"{device.get('type')} x{device.get('count')}, {device.get('precision')}, "
+        f"{'XLA, ' if device.get('xla') else ''}"
         f"{_count(record['timing']['steps_per_execution'], 'step')} per call{resumed}"
     )
 
@@ -173,9 +182,10 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         model = (
             load_checkpoint(run.last, with_optimizer=True)
             if resuming
-            else _compiled_model(cfg, steps, per_execution)
+            else _compiled_model(cfg, device, steps, per_execution)
         )
     model.steps_per_execution = per_execution  # a checkpoint's compile config has its own
+    device["xla"] = bool(model.jit_compile)
     entries = restore(run, model, steps) if resuming else []
     before = _previous_metrics(run) if resuming else {}
     if "untrained_test_accuracy" in before:

@@ -20,6 +20,7 @@ from conftest import (
     assert_user_error,
     composed,
     mnist,
+    model_from,
     read_metrics,
     write_idx,
 )
@@ -51,7 +52,7 @@ def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
     assert m["test_used_for_selection"] is False
     assert m["timing"]["train_seconds"] > 0 and m["timing"]["samples_per_second"] > 0
     assert m["timing"]["startup_seconds"] > 0  # process start to the first step's end
-    assert m["device"] == {**m["device"], "type": "cpu", "count": 1}
+    assert m["device"] == {**m["device"], "type": "cpu", "count": 1, "xla": False}  # convolutions
     assert set(m["versions"]) == {"python", "tensorflow", "keras", "mnistcli"}
     assert m["versions"]["keras"].startswith("3.")
     assert m["config"]["model"]["name"] == "lenet5" and m["config"]["data"]["limit"] == 2000
@@ -243,6 +244,8 @@ def test_run_without_callbacks_tests_its_last_weights(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     m = read_metrics(tmp_path / "run")
     assert (m["status"], m["epochs_completed"], m["best_epoch"]) == ("completed", 2, None)
+    assert m["device"]["xla"] is True  # jit_compile=auto: a model without convolutions, on a CPU
+    assert "float32, XLA, " in (tmp_path / "run" / "train.log").read_text()
     assert m["val"]["accuracy"] == m["history"][-1]["val_accuracy"]
     assert m["test"]["accuracy"] > m["untrained_test_accuracy"] + 0.25  # trained weights, tested
     assert not (tmp_path / "run" / "checkpoints" / "best.keras").exists()
@@ -335,7 +338,7 @@ def test_calls_end_where_epochs_end(tmp_path: Path) -> None:
     ("overrides", "device"),
     [(["model=lenet5_bn", "optimizer=adam"], {}), (["model=ffnn", "optimizer=rmsprop"], {}),
      (["model=lenet5", "optimizer=sgd", "trainer.ema=0.999"], {}),
-     (["model=lenet5_bn"], {"compute_capability": (8, 0)})],  # as on a GPU: mixed_float16
+     (["model=lenet5_bn"], {"type": "gpu", "compute_capability": (8, 0)})],  # mixed_float16
 )  # fmt: skip
 def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
     """The compiled model has every variable its train step updates before fit (the
@@ -361,7 +364,7 @@ def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
     data = load()
     train = pipeline.inference(data.x_train[:64], data.y_train[:64], 16)
     try:
-        model = _compiled_model(cfg, steps=4, per_execution=2)
+        model = _compiled_model(cfg, {"type": "cpu", **device}, steps=4, per_execution=2)
         with tf.variable_creator_scope(creator):
             history = model.fit(train, epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
     finally:
@@ -370,6 +373,39 @@ def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
     assert history.history["accuracy"][0] > 0  # the accuracy's totals are the ones updated
     scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert scaled == bool(device)
+
+
+CPU, GPU = {"type": "cpu"}, {"type": "gpu"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "device", "xla"),
+    [(["model=ffnn"], CPU, True), (["model=ffnn", "model.hidden=[500,300]"], CPU, True),
+     (["model=lenet5"], CPU, False), (["model=lenet5_bn"], CPU, False),
+     (["model=cnn_v2"], CPU, False), (["model=ffnn"], GPU, "auto"),
+     (["model=ffnn", "trainer.jit_compile=false"], CPU, False),
+     (["model=lenet5", "trainer.jit_compile=true"], CPU, True),
+     (["model=ffnn", "trainer.deterministic=true"], CPU, False)],
+)  # fmt: skip
+def test_auto_xla_on_a_cpu_for_models_without_convolutions(
+    overrides: list[str], device: dict, xla: bool | str
+) -> None:
+    """trainer.jit_compile=auto: XLA on a CPU where it trained faster (the dense nets), not where
+    its convolutions are slower than oneDNN's; Keras's own choice on GPUs ("auto")."""
+    from mnistcli.runtime import use_xla
+
+    cfg = composed(*overrides)
+    assert use_xla(cfg.trainer, model_from(*overrides), device) == xla
+
+
+def test_no_auto_xla_under_a_distribution_strategy() -> None:
+    """As Keras: a model compiled in a strategy's scope (several GPUs, logical CPUs) gets none."""
+    import tensorflow as tf
+
+    from mnistcli.runtime import use_xla
+
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert use_xla(composed().trainer, model_from("model=ffnn"), CPU) is False
 
 
 def test_first_step_end_is_estimated_from_the_second_call(monkeypatch) -> None:
