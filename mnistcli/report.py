@@ -53,16 +53,21 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 def group_runs(
     runs: list[Run], replicates: Sequence[str], group_by: Sequence[str] | None = None
 ) -> tuple[list[str], list[dict]]:
-    """Group runs by `group_by` (config keys or config group names such as "experiment"), or by
-    the varying config keys other than `replicates`; a group's runs differ in the replicates
-    alone, so a setting that still varies inside a group ("experiment=l2_sweep" made at several
-    model.l2) is added to the keys. Returns those keys and one dict per group: params, runs,
-    failed, interrupted, unfinished (no metrics.json yet) and of those running and stopped,
-    {split}_{score}: {mean, std}, epochs, train_seconds, reference, command, best."""
+    """Group runs by `group_by` (config keys or config group names such as "experiment"); by
+    default, by the config group choice that differs between them (experiment first: a sweep
+    over experiment=a,b gives a row per preset, not one column per value the presets set), or
+    where none does, by the varying config keys other than `replicates`. A group's runs differ
+    in the replicates alone, so a choice or setting that still varies inside a group
+    ("experiment=l2_sweep" made at several model.l2) is added to the keys. Returns those keys
+    and one dict per group: params, runs, failed, interrupted, unfinished (no metrics.json yet)
+    and of those running and stopped, {split}_{score}: {mean, std}, epochs, train_seconds,
+    reference, command, best."""
     settings = [k for k in varying_keys(runs, skip=NOT_SETTINGS) if k not in replicates]
-    params = list(group_by or settings)
+    choices = [k for k in _varying_choices(runs) if k not in replicates]
+    params = list(group_by or choices[:1] or settings)
+    candidates = [*choices, *settings]
     grouped = _grouped(runs, params)
-    while split := next((k for k in settings if k not in params and _varies(grouped, k)), None):
+    while split := next((k for k in candidates if k not in params and _varies(grouped, k)), None):
         params.append(split)
         grouped = _grouped(runs, params)
     groups = []
@@ -94,6 +99,13 @@ def group_runs(
     for g in groups:
         g["best"] = g is best
     return params, groups
+
+
+def _varying_choices(runs: list[Run]) -> list[str]:
+    """The config groups whose choice is not the same in every run, experiment first."""
+    names = dict.fromkeys(k for run in runs for k in run.choices)
+    varying = [k for k in names if len({hashable(r.choices.get(k)) for r in runs}) > 1]
+    return sorted(varying, key=lambda k: k != "experiment")
 
 
 def _grouped(runs: list[Run], params: Sequence[str]) -> dict[tuple, list[Run]]:

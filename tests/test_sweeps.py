@@ -345,6 +345,8 @@ def test_report_by_experiment_writes_the_results_table(tmp_path: Path) -> None:
     proc = mnist("train", "-m", "experiment=ffnn,mlp_l2", "seed=0,1", *short, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     folder = sweep_dir(tmp_path)
+    # the sweep's own report groups by the choice that differs, not by every value it sets
+    assert json.loads((folder / "report.json").read_text())["params"] == ["experiment"]
     proc = mnist("report", str(folder), "report=results", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((folder / "report.json").read_text())
