@@ -7,7 +7,8 @@ test: it prints a table; BENCHMARKS.md records one with its command.
     python bench/knob.py --knob trainer.jit_compile=true --presets mlp_improved --extra model.dropout=0
 
 images/s: "fit" is the whole `model.fit` (validation and, for XLA, compiling included), "steady"
-the epochs after the first (as bench/bench.py); wall is the process's, from start to exit. Medians over the repeats; ratio is knob / default in this run."""
+the epochs after the first (as bench/bench.py); wall is the process's, from start to exit.
+Medians over the repeats; ratio is knob / default in this run."""
 
 from __future__ import annotations
 

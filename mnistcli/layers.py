@@ -15,7 +15,7 @@ model configs keep Keras's: `model.batchnorm` (fast | keras) picks.
 
 Dropout: the mask is drawn with the Philox generator by name. Keras leaves the choice to
 TensorFlow, which picks Philox outside XLA (so the masks are the same, bit for bit) and, inside
-an XLA-compiled step on a CPU, a generator that took 22x as long for a (128, 500) mask
+an XLA-compiled step on a CPU, a generator that took 12-34x as long for the models' masks
 (bench/dropout.py): it made XLA train the dropout MLPs 4x slower."""
 
 from __future__ import annotations

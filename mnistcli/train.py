@@ -49,10 +49,11 @@ def _best_row(history: list[dict[str, float]], best_epoch: int | None) -> dict[s
 def _compiled_model(
     cfg: DictConfig, device: dict[str, Any], steps: int, per_execution: int
 ) -> keras.Model:
-    """The model, compiled for `device`, `steps` train steps per epoch, `per_execution` per call, with
-    every variable its train step updates already made: Keras would make the optimizer's slots
-    and the accuracy's totals inside the step's first trace, and TensorFlow then traces the step
-    again (1.4 s of lenet5_bn's start-up with adam: BENCHMARKS.md)."""
+    """The model, compiled for `device` (XLA or not: runtime.use_xla), `steps` train steps per
+    epoch, `per_execution` per call, with every variable its train step updates already made:
+    Keras would make the optimizer's slots and the accuracy's totals inside the step's first
+    trace, and TensorFlow then traces the step again (1.4 s of lenet5_bn's start-up with adam:
+    BENCHMARKS.md)."""
     model = build_model(**OmegaConf.to_container(cfg.model))
     opt_cfg = OmegaConf.to_container(cfg.optimizer)
     total_steps = cfg.trainer.epochs * steps
