@@ -36,7 +36,8 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class _State:
-    signum: int | None = None  # the stopping signal, once one came
+    signum: int | None = None  # the stopping signal, once Python's handler ran for it
+    arrived: bool = False  # a stopping signal reached the process (its handler may be waiting)
     deferring: int = 0  # depth of deferred() blocks
     pending: bool = False  # a signal came inside a deferred() block
     parent: int | None = None  # a worker's parent pid, once a thread watches it (_watch_parent)
@@ -52,7 +53,7 @@ def interruptible() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach only the main thread; a worker thread keeps the defaults
         return
-    _state.signum, _state.pending = None, False
+    _state.signum, _state.pending, _state.arrived = None, False, False
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if _state.signum is not None:
@@ -91,6 +92,7 @@ def _exit_on_second_signal() -> Callable[[], None]:
             while numbers := signals.read(16):
                 for signum in numbers:
                     seen += signum in (signal.SIGINT, signal.SIGTERM)
+                    _state.arrived = seen > 0
                     if seen == 2:
                         os._exit(128 + signum)
 
@@ -113,8 +115,11 @@ def _watch_parent(interval: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == _state.parent:
             time.sleep(interval)
-        if _state.signum is None:  # else the job is stopping already (the terminal's Ctrl-C):
-            os.kill(os.getpid(), signal.SIGTERM)  # a second signal would cut its record short
+        # A signal that came already (the terminal's Ctrl-C reaches the parent and its workers
+        # at once) stops the job, though its handler may still wait for a call into TensorFlow
+        # to end: a second one would cut its record short.
+        if not _state.arrived:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="mnist-parent-watch", daemon=True).start()
 

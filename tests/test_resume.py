@@ -372,6 +372,56 @@ def test_a_second_signal_exits_during_a_long_call_into_tensorflow(tmp_path: Path
     assert proc.returncode == 130 and time.monotonic() - started < 60
 
 
+CTRL_C_IN_A_CALL_AS_THE_PARENT_GOES = """
+import hashlib, multiprocessing, os, signal, time
+from mnistcli.signals import Interrupted, interruptible
+
+def job():
+    try:
+        with interruptible():
+            with open("ready", "w") as f:
+                f.write(str(os.getpid()))
+            hashlib.pbkdf2_hmac("sha256", b"x", b"y", 12_000_000)  # one long call, as into TF
+            time.sleep(60)
+    except Interrupted as e:
+        with open("recorded", "w") as f:
+            f.write(str(e.exit_code))
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # as a parallel sweep's parent
+    worker = multiprocessing.Process(target=job)
+    worker.start()
+    worker.join()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_stops_a_worker_once_though_its_parent_is_gone_first(tmp_path: Path) -> None:
+    """Ctrl-C reaches a sweep's parent and its workers at once; the parent exits at once. A
+    worker inside a long call into TensorFlow runs its handler only when the call ends, and by
+    then it has seen its parent go: that must not count as a second signal (which exits with no
+    record, as test_stopping_a_parallel_sweep_stops_its_jobs[ctrl-c] sometimes found)."""
+    (tmp_path / "parent.py").write_text(CTRL_C_IN_A_CALL_AS_THE_PARENT_GOES)
+    parent = subprocess.Popen([sys.executable, "parent.py"], cwd=tmp_path,
+                              start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists() or not (tmp_path / "ready").read_text():
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+    worker = int((tmp_path / "ready").read_text())
+    try:
+        time.sleep(0.3)  # inside the long call
+        os.killpg(parent.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        assert parent.wait(timeout=10) == 130
+        while running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(worker)
+        assert (tmp_path / "recorded").read_text() == "130"  # stopped by the Ctrl-C, and said so
+    finally:
+        if running(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
 DEFERRED_AND_SWALLOWED = """
 import os, signal, time
 from mnistcli.signals import Interrupted, deferred, interruptible, raise_if_stopped
