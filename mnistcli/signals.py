@@ -118,7 +118,7 @@ def _watch_parent(interval: float = 1.0) -> None:
         # A signal that came already (the terminal's Ctrl-C reaches the parent and its workers
         # at once) stops the job, though its handler may still wait for a call into TensorFlow
         # to end: a second one would cut its record short.
-        if not _state.arrived:
+        if _state.signum is None and not _state.arrived:
             os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="mnist-parent-watch", daemon=True).start()
