@@ -258,6 +258,9 @@ def check_train(cfg: DictConfig) -> None:
         raise _bad(
             "trainer.jit_compile", "auto, true or false", _get(cfg, "trainer.jit_compile"), "auto"
         )
+    shards = _get(cfg, "trainer.shards")
+    if shards != "auto" and not (_is_int(shards) and shards >= 1):
+        raise _bad("trainer.shards", "auto or a whole number >= 1", shards, "auto")
     whole(cfg, "data.limit", 1, "2000", optional=True)
     limit, batch = _get(cfg, "data.limit"), _get(cfg, "trainer.batch_size")
     if limit is not None and limit < batch:
@@ -285,6 +288,12 @@ def check_train(cfg: DictConfig) -> None:
     _check_sweep_report(cfg)
     _check_data_path(cfg)
     _check_runtime(cfg)
+    devices = _get(cfg, "runtime.logical_cpus")
+    if shards != "auto" and shards > 1 and devices > 1:
+        raise UserError(
+            f"trainer.shards={shards} with runtime.logical_cpus={devices}: the logical devices "
+            "split each batch already; set trainer.shards=1"
+        )
 
 
 def checkpoint_file(path: str, litert: bool = False) -> str:

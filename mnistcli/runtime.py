@@ -96,10 +96,12 @@ def cpu_share(launcher: Mapping[str, Any] | None) -> int | None:
     return None
 
 
-def limit_threads(threads: int | None) -> int:
+def limit_threads(threads: int | None, one_per_op: bool = False) -> int:
     """Cap TensorFlow's CPU thread pools at `threads` (None: TensorFlow's default, one per usable
-    core). Must run before TensorFlow's first op; a process that already ran one (a reused joblib
-    worker) keeps its setting, which is the same for every job of a sweep. Returns the cap."""
+    core); `one_per_op`: each op runs on one thread, and up to `threads` (or one per usable core)
+    ops at once (trainer.shards). Must run before TensorFlow's first op; a process that already
+    ran one (a reused joblib worker, a sweep's next job) keeps its setting. Returns the cores
+    used."""
     import tensorflow as tf
 
     if threads and threads > usable_cpus():
@@ -110,11 +112,19 @@ def limit_threads(threads: int | None) -> int:
             usable_cpus(),
         )
     threading = tf.config.threading
-    if threads and threading.get_intra_op_parallelism_threads() != threads:
+    per_op, at_once = (1, threads or usable_cpus()) if one_per_op else (threads, threads)
+    if per_op and (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    ) != (per_op, at_once):
         with contextlib.suppress(RuntimeError):  # TensorFlow already started: keep its pools
-            threading.set_intra_op_parallelism_threads(threads)
-            threading.set_inter_op_parallelism_threads(threads)
-    return tf.config.threading.get_intra_op_parallelism_threads() or usable_cpus()
+            threading.set_intra_op_parallelism_threads(per_op)
+            threading.set_inter_op_parallelism_threads(at_once)
+    per_op, at_once = (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    )
+    return (at_once if per_op == 1 else per_op) or usable_cpus()
 
 
 def cpu_device(threads: int, count: int = 1) -> dict[str, Any]:
@@ -123,9 +133,9 @@ def cpu_device(threads: int, count: int = 1) -> dict[str, Any]:
 
 
 def select_strategy(
-    device: str, logical_cpus: int = 1, threads: int | None = None
+    device: str, logical_cpus: int = 1, threads: int | None = None, shards: int = 1
 ) -> tuple[Any, dict[str, Any]]:
-    """Cap the CPU threads (see limit_threads), pick the distribution strategy for `device`
+    """Cap the CPU threads (see limit_threads; one per op for `shards` > 1), pick the distribution strategy for `device`
     (auto | cpu | gpu) and describe the choice.
 
     auto: every visible GPU (memory growth on; MirroredStrategy when there are several), else the
@@ -133,7 +143,7 @@ def select_strategy(
     which exercises the multi-device path on a machine without GPUs."""
     import tensorflow as tf
 
-    threads = limit_threads(threads)
+    threads = limit_threads(threads, one_per_op=shards > 1)
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
         raise UserError("device=gpu but TensorFlow sees no GPU; use device=auto or device=cpu")
@@ -165,10 +175,11 @@ def select_strategy(
     return tf.distribute.get_strategy(), {**info, "strategy": "default"}
 
 
-def _all_layers(layer: Any) -> Iterator[Any]:
+def all_layers(layer: Any) -> Iterator[Any]:
+    """`layer` and every layer inside it, at any depth."""
     yield layer
     for inner in getattr(layer, "layers", []):
-        yield from _all_layers(inner)
+        yield from all_layers(inner)
 
 
 def use_xla(trainer: Mapping[str, Any], model: Any, device: Mapping[str, Any]) -> bool | str:
@@ -186,7 +197,7 @@ def use_xla(trainer: Mapping[str, Any], model: Any, device: Mapping[str, Any]) -
         return setting
     if tf.distribute.has_strategy() or trainer["deterministic"]:
         return False
-    layers = list(_all_layers(model))
+    layers = list(all_layers(model))
     convolutions = tuple(
         getattr(keras.layers, name)
         for d in (1, 2, 3)

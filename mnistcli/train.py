@@ -17,7 +17,16 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from mnistcli import PROCESS_STARTED, RUN_LOG, artifacts, checks, loggers, pipeline, tables
+from mnistcli import (
+    PROCESS_STARTED,
+    RUN_LOG,
+    artifacts,
+    checks,
+    loggers,
+    pipeline,
+    shards,
+    tables,
+)
 from mnistcli.artifacts import RunDir
 from mnistcli.augment import augmenter
 from mnistcli.callbacks import AveragedWeights, FirstStep, RunRecorder, from_config, restore
@@ -119,6 +128,7 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
         f"on {data['train']:,} images, {data['val']:,} validating, {data['test']:,} testing; "
         f"{device.get('type')} x{device.get('count')}, {device.get('precision')}, "
         f"{'XLA, ' if device.get('xla') else ''}"
+        f"{_count(device['shards'], 'shard') + ', ' if device.get('shards', 1) > 1 else ''}"
         f"{_count(record['timing']['steps_per_execution'], 'step')} per call{resumed}"
     )
 
@@ -164,7 +174,11 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "not an unbiased estimate (metrics.json records test_used_for_selection: true)"
         )
     keras.backend.clear_session()  # a fresh graph: nothing carries over from a sweep's last job
-    strategy, device = select_strategy(cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads)
+    k = shards.wanted(cfg)
+    strategy, device = select_strategy(
+        cfg.device, cfg.runtime.logical_cpus, cfg.runtime.threads, shards=k
+    )
+    device["shards"] = k
     if cfg.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
     device["precision"] = set_precision(cfg.trainer.precision, device)
@@ -186,6 +200,7 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             else _compiled_model(cfg, device, steps, per_execution)
         )
     model.steps_per_execution = per_execution  # a checkpoint's compile config has its own
+    shards.shard_steps(model, k)
     device["xla"] = bool(model.jit_compile)
     entries = restore(run, model, steps) if resuming else []
     before = _previous_metrics(run) if resuming else {}
@@ -263,7 +278,10 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     # the model in memory already holds the best epoch's weights when that was the last one
     # (its predict function is traced, too); else the best checkpoint is loaded
     last_is_best = recorder.best_epoch in (None, len(recorder.history))
-    best_model = load_checkpoint(run.best) if run.best.exists() and not last_is_best else model
+    if run.best.exists() and not last_is_best:
+        best_model = shards.shard_steps(load_checkpoint(run.best), k)
+    else:
+        best_model = model
     if not diverged or run.best.exists():
         tested = score(best_model, split.x_test, split.y_test, EVAL_BATCH)
         record["test"] = {"accuracy": tested["accuracy"], "loss": tested["loss"]}

@@ -278,6 +278,8 @@ def test_no_tensorflow_import(args: list[str], tmp_path: Path) -> None:
         (["train", "trainer.jit_compile=maybe"], ["trainer.jit_compile"]),
         (["train", "trainer.steps_per_execution=0"], ["trainer.steps_per_execution"]),
         (["train", "runtime.threads=0"], ["runtime.threads"]),
+        (["train", "trainer.shards=0"], ["trainer.shards", "auto or a whole number"]),
+        (["train", "trainer.shards=2", "runtime.logical_cpus=2"], ["trainer.shards=1"]),
         (["train", "callbacks=[reduce_lr]"], ["reduce_lr", "schedule=constant"]),
         (["train", "+optimizer.clipnorm=abc"], ["optimizer.clipnorm", "'abc'", "=1.0"]),
         (["train", "optimizer=sgd", "optimizer.nesterov=yes"], ["optimizer.nesterov=false"]),

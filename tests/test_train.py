@@ -53,6 +53,8 @@ def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
     assert m["timing"]["train_seconds"] > 0 and m["timing"]["samples_per_second"] > 0
     assert m["timing"]["startup_seconds"] > 0  # process start to the first step's end
     assert m["device"] == {**m["device"], "type": "cpu", "count": 1, "xla": False}  # convolutions
+    cores = min(len(os.sched_getaffinity(0)), 2)  # the test run's own share, at most
+    assert m["device"]["shards"] == m["device"]["threads"] >= cores  # trainer.shards=auto
     assert set(m["versions"]) == {"python", "tensorflow", "keras", "mnistcli"}
     assert m["versions"]["keras"].startswith("3.")
     assert m["config"]["model"]["name"] == "lenet5" and m["config"]["data"]["limit"] == 2000
@@ -61,6 +63,8 @@ def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
     lines = (quick_run / "train.log").read_text().splitlines()
     log = [line.split(" - ", 1)[1] for line in lines if "[mnistcli.run][INFO]" in line]
     assert log[0].startswith("lenet5 (303,626 params), seed 0: 1 epoch of batch 128 on 1,600")
+    shards = m["device"]["shards"]
+    assert (f"float32, {shards} shards, " in log[0]) == (shards > 1)
     assert log[1].startswith("epoch 1/1  loss ") and "val_acc" in log[1]
     assert log[2] == (
         f"completed after 1 epoch (best 1): val accuracy {m['val']['accuracy']:.2%}, test "
@@ -281,6 +285,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path: Path) -> None:
     assert m["device"]["count"] == 2 and m["device"]["strategy"] == "MirroredStrategy"
     assert m["status"] == "completed" and m["test"]["accuracy"] > 0.5
     assert m["timing"]["steps_per_execution"] == 1  # Keras's multi-step call fails there
+    assert m["device"]["shards"] == 1  # the logical devices split the batch already
     # TensorFlow's INFO lines for each all-reduce ("Reduce to ... then broadcast to") stay out
     assert "[tensorflow]" not in proc.stdout + (tmp_path / "run" / "train.log").read_text()
 
