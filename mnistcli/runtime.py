@@ -96,6 +96,14 @@ def cpu_share(launcher: Mapping[str, Any] | None) -> int | None:
     return None
 
 
+_pools_set = False  # limit_threads ran: TensorFlow's first op follows, and its pools stay
+
+
+def thread_pools_set() -> bool:
+    """Whether an earlier run in this process set TensorFlow's thread pools (limit_threads)."""
+    return _pools_set
+
+
 def limit_threads(threads: int | None, one_per_op: bool = False) -> int:
     """Cap TensorFlow's CPU thread pools at `threads` (None: TensorFlow's default, one per usable
     core); `one_per_op`: each op runs on one thread, and up to `threads` (or one per usable core)
@@ -104,6 +112,8 @@ def limit_threads(threads: int | None, one_per_op: bool = False) -> int:
     used."""
     import tensorflow as tf
 
+    global _pools_set
+    _pools_set = True
     if threads and threads > usable_cpus():
         logging.getLogger(__name__).warning(
             "runtime.threads=%d is more than the %d core(s) this process may run on, so the "

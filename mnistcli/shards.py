@@ -22,15 +22,16 @@ from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sampl
 from omegaconf import DictConfig, OmegaConf
 
 from mnistcli.errors import UserError
-from mnistcli.runtime import all_layers, usable_cpus, use_xla
+from mnistcli.runtime import all_layers, thread_pools_set, usable_cpus, use_xla
 
 
 def wanted(cfg: DictConfig) -> int:
     """How many shards `trainer.shards` gives, decided before TensorFlow starts (its thread pools
     are set once). A number as it is; auto: one per CPU thread (runtime.threads, else the cores
     this process may use) on a CPU, for a model that neither has batch normalization nor is
-    XLA-compiled (XLA runs a step's ops one after another); else 1. Also 1 where an earlier job
-    of this process already gave each op several threads, which TensorFlow keeps."""
+    XLA-compiled (XLA runs a step's ops one after another); else 1. Where an earlier run in this
+    process (a sweep's job) set TensorFlow's thread pools, which it keeps, auto splits only if
+    they give each op one thread."""
     setting, threads = cfg.trainer.shards, cfg.runtime.threads or usable_cpus()
     if setting != "auto":
         if setting > 1 and _has_batch_norm(probe(cfg.model)):
@@ -43,8 +44,8 @@ def wanted(cfg: DictConfig) -> int:
     on_gpu = cfg.device == "gpu" or (
         cfg.device == "auto" and tf.config.list_physical_devices("GPU")
     )
-    per_op = tf.config.threading.get_intra_op_parallelism_threads()
-    if on_gpu or threads < 2 or cfg.runtime.logical_cpus > 1 or per_op > 1:
+    fixed = thread_pools_set() and tf.config.threading.get_intra_op_parallelism_threads() != 1
+    if on_gpu or threads < 2 or cfg.runtime.logical_cpus > 1 or fixed:
         return 1
     model = probe(cfg.model)
     if _has_batch_norm(model) or use_xla(cfg.trainer, model, {"type": "cpu"}):

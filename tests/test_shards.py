@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,23 +65,45 @@ CPUS = 2
 def test_auto_shards_where_they_pay(monkeypatch, overrides: list[str], shards: int) -> None:
     """auto: a shard per thread on a CPU, for a model with no batch norm that XLA does not
     compile (model=lenet5 unless named); else 1."""
-    import tensorflow as tf
 
     from mnistcli import shards as module
 
     monkeypatch.setattr(module, "usable_cpus", lambda: CPUS)
-    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    monkeypatch.setattr(module, "thread_pools_set", lambda: False)
     assert module.wanted(composed("model=lenet5", *overrides)) == shards
 
 
-def test_no_auto_shards_where_an_earlier_job_set_several_threads_per_op(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("started", "per_op", "shards"), [(True, 0, 1), (True, 2, 1), (True, 1, 2), (False, 2, 2)]
+)
+def test_auto_shards_keep_to_the_thread_pools_an_earlier_job_set(
+    monkeypatch, started: bool, per_op: int, shards: int
+) -> None:
+    """TensorFlow keeps the thread pools of a process's first job: a later job (a sweep's, in one
+    process) splits its batches only where those give each op one thread."""
     import tensorflow as tf
 
     from mnistcli import shards as module
 
     monkeypatch.setattr(module, "usable_cpus", lambda: CPUS)
-    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 2)
-    assert module.wanted(composed("model=lenet5")) == 1
+    monkeypatch.setattr(module, "thread_pools_set", lambda: started)
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: per_op)
+    assert module.wanted(composed("model=lenet5")) == shards
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="auto splits nothing on one core")
+def test_a_sweep_in_one_process_splits_where_its_thread_pools_allow(tmp_path: Path) -> None:
+    """The first job sets one thread per op for its shards; the batch-norm job after it trains
+    whole on those pools, and the LeNet-5 after that splits again."""
+    proc = mnist(
+        "train", "-m", "model=lenet5,lenet5_bn,lenet5", "data.limit=640", "trainer.epochs=1",
+        "hydra.sweep.dir=sweep", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    devices = [read_metrics(tmp_path / "sweep" / str(job))["device"] for job in range(3)]
+    cores = len(os.sched_getaffinity(0))
+    assert [d["shards"] for d in devices] == [cores, 1, cores]
+    assert [d["threads"] for d in devices] == [cores] * 3
 
 
 def test_looking_at_the_model_leaves_tensorflow_unstarted_and_names_alone() -> None:
