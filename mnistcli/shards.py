@@ -17,8 +17,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
-from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
+from keras.utils import unpack_x_y_sample_weight
 from omegaconf import DictConfig, OmegaConf
 
 from mnistcli.errors import UserError
@@ -87,7 +86,8 @@ def _shards(k: int, x: Any, *more: Any) -> list[tuple[Any, Any, list[Any]]]:
 
 
 def train_step(model: keras.Model, k: int, data: Any) -> dict[str, Any]:
-    """Keras's train step (keras/src/backend/tensorflow/trainer.py) over k shards of the batch."""
+    """Keras's train step (keras/src/backend/tensorflow/trainer.py, whose private loss helpers
+    it calls as that does) over k shards of the batch, with no distribution strategy."""
     x, y, sample_weight = unpack_x_y_sample_weight(data)
     weights = model.trainable_weights
     predictions, losses, gradients = [], [], []
@@ -98,7 +98,7 @@ def train_step(model: keras.Model, k: int, data: Any) -> dict[str, Any]:
                 x=x_i, y=y_i, y_pred=y_pred, sample_weight=weight_i, training=True
             )
             share = tf.cast(share, loss.dtype)
-            losses.append(share * unscale_loss_for_distribution(loss))
+            losses.append(share * loss)
             scaled = model.optimizer.scale_loss(loss) * share
         predictions.append(y_pred[:size])
         gradients.append(tape.gradient(scaled, weights))
@@ -118,7 +118,7 @@ def test_step(model: keras.Model, k: int, data: Any) -> dict[str, Any]:
             x=x_i, y=y_i, y_pred=y_pred, sample_weight=weight_i, training=False
         )
         predictions.append(y_pred[:size])
-        losses.append(tf.cast(share, loss.dtype) * unscale_loss_for_distribution(loss))
+        losses.append(tf.cast(share, loss.dtype) * loss)
     model._loss_tracker.update_state(tf.add_n(losses), sample_weight=tf.shape(x)[0])
     return model.compute_metrics(x, y, tf.concat(predictions, 0), sample_weight=sample_weight)
 

@@ -31,6 +31,7 @@ from mnistcli.artifacts import RunDir
 from mnistcli.augment import augmenter
 from mnistcli.callbacks import AveragedWeights, FirstStep, RunRecorder, from_config, restore
 from mnistcli.data import Mnist, Split, load, make_split
+from mnistcli.errors import UserError
 from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
@@ -187,6 +188,11 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
     steps = pipeline.steps_per_epoch(len(split.x_train), batch_size)
     per_execution = pipeline.steps_per_execution(cfg.trainer.steps_per_execution, steps)
+    if strategy.num_replicas_in_sync > 1 and k > 1:
+        raise UserError(
+            f"trainer.shards={k} with {strategy.num_replicas_in_sync} devices: the devices split "
+            "each batch already; set trainer.shards=1"
+        )
     if strategy.num_replicas_in_sync > 1 and per_execution > 1:
         # Keras's multi-step call fails there ("You must feed a value for placeholder tensor"
         # inside its while loop's tf.cond; keras-team/keras#19246)
