@@ -145,8 +145,8 @@ def cpu_device(threads: int, count: int = 1) -> dict[str, Any]:
 def select_strategy(
     device: str, logical_cpus: int = 1, threads: int | None = None, shards: int = 1
 ) -> tuple[Any, dict[str, Any]]:
-    """Cap the CPU threads (see limit_threads; one per op for `shards` > 1), pick the distribution strategy for `device`
-    (auto | cpu | gpu) and describe the choice.
+    """Cap the CPU threads (see limit_threads; one per op for `shards` > 1), pick the
+    distribution strategy for `device` (auto | cpu | gpu) and describe the choice.
 
     auto: every visible GPU (memory growth on; MirroredStrategy when there are several), else the
     CPU. `logical_cpus` > 1 splits the CPU into that many logical devices and mirrors across them,

@@ -129,7 +129,7 @@ def _start(record: dict[str, Any], cfg: DictConfig, initial_epoch: int) -> str:
         f"on {data['train']:,} images, {data['val']:,} validating, {data['test']:,} testing; "
         f"{device.get('type')} x{device.get('count')}, {device.get('precision')}, "
         f"{'XLA, ' if device.get('xla') else ''}"
-        f"{_count(device['shards'], 'shard') + ', ' if device.get('shards', 1) > 1 else ''}"
+        f"{_count(device['shards'], 'shard') + ', ' if device['shards'] > 1 else ''}"
         f"{_count(record['timing']['steps_per_execution'], 'step')} per call{resumed}"
     )
 
