@@ -36,9 +36,9 @@ def _twins(k: int) -> tuple:
 def test_a_sharded_step_is_the_batch_step(batch: int, k: int) -> None:
     """Same loss, accuracy, predictions and updated weights as Keras's step, for a batch that the
     shards split evenly, unevenly, and one that leaves a shard empty."""
-    mnist_ = load(None)  # the shipped copy: real digits
-    x = mnist_.x_train[:batch, :, :, None].astype(np.float32) / 255
-    y = mnist_.y_train[:batch]
+    digits = load(None)  # the shipped copy of MNIST
+    x = digits.x_train[:batch, :, :, None].astype(np.float32) / 255
+    y = digits.y_train[:batch]
     whole, sharded = _twins(k)
     initial = whole.get_weights()
     assert np.allclose(sharded.predict(x, verbose=0), whole.predict(x, verbose=0), atol=1e-6)
@@ -66,7 +66,6 @@ CPUS = 2
 def test_auto_shards_where_they_pay(monkeypatch, overrides: list[str], shards: int) -> None:
     """auto: a shard per thread on a CPU, for a model with no batch norm that XLA does not
     compile (model=lenet5 unless named); else 1."""
-
     from mnistcli import shards as module
 
     monkeypatch.setattr(module, "usable_cpus", lambda: CPUS)
