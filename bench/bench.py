@@ -67,7 +67,7 @@ def notebook(model: str, epochs: int, cwd: Path) -> dict:
     seconds, rss, out = measure(cmd, cwd)
     result = json.loads(out.strip().splitlines()[-1])
     return {"ips": result["images_per_second"], "acc": result["test_accuracy"], "rss": rss,
-            "steady": steady(result["epoch_seconds"])}  # fmt: skip
+            "steady": steady(result["epoch_seconds"]), "epochs": result["epoch_seconds"]}  # fmt: skip
 
 
 def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) -> dict:
@@ -81,6 +81,7 @@ def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) 
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"ips": m["timing"]["samples_per_second"], "acc": m["test"]["accuracy"], "rss": rss,
             "steady": steady([row["seconds"] for row in m["history"]]), "wall": seconds,
+            "epochs": [row["seconds"] for row in m["history"]],
             "ckpt": run_dir / "checkpoints" / "best.keras",
             "startup": m["timing"].get("startup_seconds")}  # fmt: skip
 
@@ -147,6 +148,9 @@ def main() -> None:
                 also.append(mnist_train(model, args.epochs, cwd, f"{model}-also-{i}", extra))
                 line += f", mnist {' '.join(args.also)} {rate(also[-1])}"
             console.print(line, highlight=False)
+            for way, row in (("notebook", nb[-1]), ("mnist", mn[-1])):
+                seconds = " ".join(f"{s:.1f}" for s in row["epochs"])
+                console.print(f"    {way} epochs, s: {seconds}", highlight=False)
         if model == "lenet5":
             lenet5_ckpt = mn[0]["ckpt"]
         for name, runs in ((model, mn), (f"{model} {' '.join(args.also)}", also)):
