@@ -8,8 +8,9 @@ machine (issue 4). Not a test: it prints a table; BENCHMARKS.md records one with
 Each measurement runs in its own process, one at a time; images/s is training images per second
 of model.fit (validation included, as both do it each epoch), over the whole fit ("fit": its
 first epoch's tracing included) and over the epochs after the first ("steady": each way's
-throughput once running; start-up is timed on its own). Peak memory is the process's maximum
-resident set size. Medians over the repeats; ratios are mnist / notebook in this run."""
+throughput once running; start-up is timed on its own); each repeat's epoch seconds are printed
+too. Peak memory is the process's maximum resident set size. Medians over the repeats; ratios
+are mnist / notebook in this run."""
 
 from __future__ import annotations
 
@@ -79,9 +80,9 @@ def mnist_train(model: str, epochs: int, cwd: Path, tag: str, extra: list[str]) 
            "split=validation_split", f"hydra.run.dir={run_dir}", *extra]  # fmt: skip
     seconds, rss, _ = measure(cmd, cwd)
     m = json.loads((run_dir / "metrics.json").read_text())
+    epoch_seconds = [row["seconds"] for row in m["history"]]
     return {"ips": m["timing"]["samples_per_second"], "acc": m["test"]["accuracy"], "rss": rss,
-            "steady": steady([row["seconds"] for row in m["history"]]), "wall": seconds,
-            "epochs": [row["seconds"] for row in m["history"]],
+            "steady": steady(epoch_seconds), "epochs": epoch_seconds, "wall": seconds,
             "ckpt": run_dir / "checkpoints" / "best.keras",
             "startup": m["timing"].get("startup_seconds")}  # fmt: skip
 
