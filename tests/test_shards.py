@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from conftest import assert_user_error, composed, mnist, model_from, read_metrics
 from mnistcli.data import load
+from mnistcli.runtime import usable_cpus
 
 
 def _twins(k: int) -> tuple:
@@ -91,7 +91,7 @@ def test_auto_shards_keep_to_the_thread_pools_an_earlier_job_set(
     assert module.wanted(composed("model=lenet5")) == shards
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="auto splits nothing on one core")
+@pytest.mark.skipif(usable_cpus() < 2, reason="auto splits nothing on one core")
 def test_a_sweep_in_one_process_splits_where_its_thread_pools_allow(tmp_path: Path) -> None:
     """The first job sets one thread per op for its shards; the batch-norm job after it trains
     whole on those pools, and the LeNet-5 after that splits again."""
@@ -101,7 +101,7 @@ def test_a_sweep_in_one_process_splits_where_its_thread_pools_allow(tmp_path: Pa
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     devices = [read_metrics(tmp_path / "sweep" / str(job))["device"] for job in range(3)]
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cpus()
     assert [d["shards"] for d in devices] == [cores, 1, cores]
     assert [d["threads"] for d in devices] == [cores] * 3
 
