@@ -134,7 +134,9 @@ def keyed(layer: keras.layers.Layer) -> Augment:
 
 def augmenter(settings: dict[str, Any], seed: int) -> Augment | None:
     """A function of a batch of scaled images [N, 28, 28, 1] and the batch's number in the run that
-    transforms them at random (see `keyed`), or None for `augment=none`. Seeded by the run's seed."""
+    transforms them at random (see `keyed`), or None for `augment=none`. Seeded by the run's seed.
+    Its layers compute in float32 whatever the run's precision (trainer.precision): they make
+    the model's input, and the model casts it."""
     if settings["name"] == "none":
         return None
     if settings.get("one_pass"):
@@ -144,10 +146,11 @@ def augmenter(settings: dict[str, Any], seed: int) -> Augment | None:
                 *(settings[k] for k in keys),
                 seed=seed,
                 keep_aspect=settings.get("keep_aspect", True),
+                dtype="float32",
                 name=f"augment_{settings['name']}",
             )
         )
-    fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0}
+    fill = {"fill_mode": settings["fill_mode"], "fill_value": 0.0, "dtype": "float32"}
     width = None if settings.get("keep_aspect", True) else settings["zoom"]  # None: as the height
     return keyed(
         keras.Sequential(

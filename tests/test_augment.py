@@ -190,6 +190,22 @@ def test_evaluation_batches_are_never_augmented() -> None:
     np.testing.assert_allclose(images.numpy()[..., 0], data.x_test[:100] / 255.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("settings", [NOTEBOOK, ELASTIC], ids=["notebook", "elastic"])
+def test_augmentation_stays_float32_under_mixed_precision(settings: dict) -> None:
+    """A run in mixed_bfloat16 (trainer.precision; auto on some CPUs) augments as one in
+    float32: the layers are the input pipeline's, not the model's."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed, _ = _first_batch(augmenter(settings, seed=0))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plain, _ = _first_batch(augmenter(settings, seed=0))
+    assert mixed.dtype == plain.dtype == np.float32
+    np.testing.assert_array_equal(mixed, plain)
+
+
 def test_a_run_with_augmentation(tmp_path: Path) -> None:
     proc = mnist(
         "train", "model=lenet5", "augment=elastic", "data.limit=4000", "trainer.epochs=2",
