@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import CASES, measure  # the notebooks' optimizer and batch size per model
+from mnistcli.precision import layer_macs
 
 if TYPE_CHECKING:
     import keras
@@ -62,19 +63,6 @@ def mnists_model(name: str) -> keras.Model:
     from mnistcli.models import build_model
 
     return build_model(**shipped(f"model/{name}"))
-
-
-def layer_macs(layer: keras.layers.Layer) -> int:
-    """Multiply-adds of one image's forward pass through a Conv2D or Dense layer; 0 for others."""
-    import keras
-
-    if isinstance(layer, keras.layers.Conv2D):
-        height, width, filters = layer.output.shape[1:]
-        kh, kw = layer.kernel_size
-        return height * width * filters * kh * kw * layer.input.shape[-1]
-    if isinstance(layer, keras.layers.Dense):
-        return layer.input.shape[-1] * layer.units
-    return 0
 
 
 def flops_per_image(model: keras.Model) -> tuple[float, float]:

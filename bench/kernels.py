@@ -73,7 +73,9 @@ def _row(name: str, optimizer: str, batch: int, threads: int, images: Any, label
     """One model's row: its whole training step and each layer alone, in milliseconds."""
     import keras
     import tensorflow as tf
-    from floor import layer_macs, mnists_model
+    from floor import mnists_model
+
+    from mnistcli.precision import layer_macs
 
     x = tf.constant(images[:batch].reshape(-1, 28, 28, 1).astype("float32") / 255)
     y = tf.constant(labels[:batch])

@@ -20,6 +20,7 @@ from mnistcli import artifacts, checks, litert, tables
 from mnistcli.artifacts import RunDir
 from mnistcli.data import INPUT_SHAPE, NUM_CLASSES, load
 from mnistcli.errors import UserError
+from mnistcli.precision import in_float32
 from mnistcli.runtime import cpu_device, select_strategy, usable_cpus
 
 if TYPE_CHECKING:
@@ -84,11 +85,13 @@ def load_classifier(cfg: DictConfig) -> tuple[Classifier, dict[str, Any]]:
 
 
 def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> keras.Model:
-    """Load a .keras checkpoint in safe mode (no arbitrary code) and check its input shape;
-    `with_optimizer`: compiled, with the optimizer's saved state (to go on training)."""
+    """Load a .keras checkpoint in safe mode (no arbitrary code) and check its input shape. It
+    computes in float32 (precision.in_float32), whatever precision it trained in; `with_optimizer`:
+    as it trained, compiled, with the optimizer's saved state (to go on training)."""
     import keras
 
     import mnistcli.layers  # noqa: F401  (registers its layers, which checkpoints name)
+    import mnistcli.losses  # noqa: F401  (and its loss, which compiled ones name)
 
     p = checks.check_checkpoint(str(path))
     try:
@@ -110,7 +113,7 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> keras.Mod
             f"checkpoint {path} takes inputs {model.input_shape[1:]} and gives "
             f"{model.output_shape[-1]} outputs; MNIST needs {INPUT_SHAPE} in, {NUM_CLASSES} out"
         )
-    return model
+    return model if with_optimizer else in_float32(model)
 
 
 def evaluate(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import tensorflow as tf
 from keras import layers
+from omegaconf import DictConfig, OmegaConf
 
 from mnistcli.data import INPUT_SHAPE, NUM_CLASSES
 from mnistcli.errors import UserError
@@ -226,3 +228,13 @@ def build_model(name: str, **knobs: Any) -> keras.Model:
     if name not in BUILDERS:
         raise UserError(f"unknown model '{name}'; choose one of {', '.join(BUILDERS)}")
     return BUILDERS[name](**knobs)
+
+
+def probe(model_cfg: DictConfig) -> keras.Model:
+    """The model `model_cfg` builds, made in a graph of its own for its layers to be looked at:
+    TensorFlow's runtime stays unstarted (its thread pools can still be set), and the layers'
+    automatic names start again for the run's own model."""
+    with tf.Graph().as_default():
+        model = build_model(**OmegaConf.to_container(model_cfg))
+    keras.backend.clear_session()
+    return model

@@ -224,16 +224,3 @@ def seed_everything(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
-
-
-def set_precision(precision: str, device: dict[str, Any]) -> str:
-    """Set Keras's global dtype policy for this run (every job sets it: nothing carries over from
-    the job before) and return it. auto: mixed_float16 on GPUs with tensor cores (compute
-    capability 7.0 or more), float32 elsewhere."""
-    import keras
-
-    if precision == "auto":
-        capability = device.get("compute_capability") or (0, 0)
-        precision = "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    return precision

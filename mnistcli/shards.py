@@ -18,9 +18,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 from keras.utils import unpack_x_y_sample_weight
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mnistcli.errors import UserError
+from mnistcli.models import probe
 from mnistcli.runtime import all_layers, thread_pools_set, usable_cpus, use_xla
 
 
@@ -50,18 +51,6 @@ def wanted(cfg: DictConfig) -> int:
     if _has_batch_norm(model) or use_xla(cfg.trainer, model, {"type": "cpu"}):
         return 1
     return threads
-
-
-def probe(model_cfg: DictConfig) -> keras.Model:
-    """The model `model_cfg` builds, made in a graph of its own for its layers to be looked at:
-    TensorFlow's runtime stays unstarted (its thread pools can still be set), and the layers'
-    automatic names start again for the run's own model."""
-    from mnistcli.models import build_model
-
-    with tf.Graph().as_default():
-        model = build_model(**OmegaConf.to_container(model_cfg))
-    keras.backend.clear_session()
-    return model
 
 
 def _has_batch_norm(model: keras.Model) -> bool:

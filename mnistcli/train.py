@@ -36,15 +36,10 @@ from mnistcli.evaluate import load_checkpoint, score
 from mnistcli.losses import training_loss
 from mnistcli.models import build_model, count_trainable
 from mnistcli.optimizers import build_optimizer, learning_rate
+from mnistcli.precision import in_float32, set_precision
 from mnistcli.progress import RichProgress
 from mnistcli.report import save_curves
-from mnistcli.runtime import (
-    seed_everything,
-    select_strategy,
-    set_precision,
-    sweep_job,
-    use_xla,
-)
+from mnistcli.runtime import seed_everything, select_strategy, sweep_job, use_xla
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -182,7 +177,7 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     device["shards"] = k
     if cfg.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
-    device["precision"] = set_precision(cfg.trainer.precision, device)
+    device["precision"] = set_precision(cfg.trainer.precision, device, cfg.model)
     seed_everything(cfg.seed)
 
     batch_size, epochs = cfg.trainer.batch_size, cfg.trainer.epochs
@@ -286,8 +281,9 @@ def _train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     last_is_best = recorder.best_epoch in (None, len(recorder.history))
     if run.best.exists() and not last_is_best:
         best_model = shards.shard_steps(load_checkpoint(run.best), k)
-    else:
-        best_model = model
+    else:  # computing in float32, as load_checkpoint gives it and `mnist eval` scores it
+        float32 = in_float32(model)
+        best_model = model if float32 is model else shards.shard_steps(float32, k)
     if not diverged or run.best.exists():
         tested = score(best_model, split.x_test, split.y_test, EVAL_BATCH)
         record["test"] = {"accuracy": tested["accuracy"], "loss": tested["loss"]}

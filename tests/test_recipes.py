@@ -49,7 +49,8 @@ def test_averaged_weights_are_validated_checkpointed_and_tested(tmp_path: Path) 
     from mnistcli.evaluate import load_checkpoint, score
 
     run = ["model=lenet5", "data.limit=3000", "trainer.epochs=2", "schedule=one_cycle"]
-    knobs = ["trainer.ema=0.9", "trainer.label_smoothing=0.1"]
+    # float32: a checkpoint is scored in float32, while a bfloat16 run validates in bfloat16
+    knobs = ["trainer.ema=0.9", "trainer.label_smoothing=0.1", "trainer.precision=float32"]
     proc = mnist("train", *run, *knobs, "hydra.run.dir=run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     m = read_metrics(tmp_path / "run")

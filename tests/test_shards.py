@@ -111,7 +111,7 @@ def test_looking_at_the_model_leaves_tensorflow_unstarted_and_names_alone() -> N
     the run's own model gets the usual layer names."""
     script = (
         "import tensorflow as tf; from omegaconf import OmegaConf; "
-        "from mnistcli.models import build_model; from mnistcli.shards import probe; "
+        "from mnistcli.models import build_model, probe; "
         "probe(OmegaConf.create({'name': 'lenet5', 'l2': 0.0})); "
         "tf.config.threading.set_intra_op_parallelism_threads(1); "
         "print([layer.name for layer in build_model('lenet5').layers][0])"

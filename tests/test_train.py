@@ -64,7 +64,8 @@ def test_run_dir_layout_and_metrics(quick_run: Path) -> None:
     log = [line.split(" - ", 1)[1] for line in lines if "[mnistcli.run][INFO]" in line]
     assert log[0].startswith("lenet5 (303,626 params), seed 0: 1 epoch of batch 128 on 1,600")
     shards = m["device"]["shards"]
-    assert (f"float32, {shards} shards, " in log[0]) == (shards > 1)
+    precision = m["device"]["precision"]  # float32, or bfloat16 on a CPU that has it natively
+    assert (f"{precision}, {shards} shards, " in log[0]) == (shards > 1)
     assert log[1].startswith("epoch 1/1  loss ") and "val_acc" in log[1]
     assert log[2] == (
         f"completed after 1 epoch (best 1): val accuracy {m['val']['accuracy']:.2%}, test "
@@ -343,6 +344,7 @@ def test_calls_end_where_epochs_end(tmp_path: Path) -> None:
     ("overrides", "device"),
     [(["model=lenet5_bn", "optimizer=adam"], {}), (["model=ffnn", "optimizer=rmsprop"], {}),
      (["model=lenet5", "optimizer=sgd", "trainer.ema=0.999"], {}),
+     (["model=lenet5", "trainer.precision=mixed_bfloat16"], {}),
      (["model=lenet5_bn"], {"type": "gpu", "compute_capability": (8, 0)})],  # mixed_float16
 )  # fmt: skip
 def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
@@ -354,12 +356,12 @@ def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
     import tensorflow as tf
 
     from mnistcli import pipeline
-    from mnistcli.runtime import set_precision
+    from mnistcli.precision import set_precision
     from mnistcli.train import _compiled_model
 
     cfg = composed(*overrides)
     keras.backend.clear_session()
-    set_precision(cfg.trainer.precision, device)
+    set_precision(cfg.trainer.precision, {"type": "cpu", **device}, cfg.model)
     made = []
 
     def creator(next_creator: Any, **kwargs: Any) -> Any:
@@ -373,7 +375,7 @@ def test_fit_makes_no_variables(overrides: list[str], device: dict) -> None:
         with tf.variable_creator_scope(creator):
             history = model.fit(train, epochs=1, steps_per_epoch=4, shuffle=False, verbose=0)
     finally:
-        set_precision("float32", {})
+        keras.mixed_precision.set_global_policy("float32")
     assert made == []
     assert history.history["accuracy"][0] > 0  # the accuracy's totals are the ones updated
     scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -431,7 +433,9 @@ def test_first_step_end_is_estimated_from_the_second_call(monkeypatch) -> None:
 
 
 def test_speed_knobs_train_a_working_model(tmp_path: Path) -> None:
-    """bfloat16 compute, XLA off, 4 steps per call into TensorFlow: still a real training."""
+    """bfloat16 compute, XLA off, 4 steps per call into TensorFlow: still a real training. Its
+    checkpoint keeps bfloat16 to go on training in, and is scored in float32: train's test,
+    `mnist eval` and a LiteRT export all give the same accuracy."""
     proc = mnist(
         "train", "model=lenet5", "trainer.precision=mixed_bfloat16", "trainer.jit_compile=false",
         "trainer.steps_per_execution=4", "data.limit=2000", "trainer.epochs=1",
@@ -443,6 +447,22 @@ def test_speed_knobs_train_a_working_model(tmp_path: Path) -> None:
     assert m["config"]["trainer"]["steps_per_execution"] == 4
     assert m["test"]["accuracy"] > 0.6
 
-    model = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.keras")
-    assert model.layers[0].compute_dtype == "bfloat16"
-    assert model.layers[-1].compute_dtype == "float32"  # the softmax stays float32
+    ckpt = tmp_path / "run" / "checkpoints" / "best.keras"
+    trained = load_checkpoint(ckpt, with_optimizer=True)  # as it trained, to go on training
+    assert trained.layers[0].compute_dtype == "bfloat16"
+    assert trained.layers[-1].compute_dtype == "float32"  # the softmax stays float32
+    model = load_checkpoint(ckpt)  # to score: in float32, as train tested it
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    x = load().x_test[:200, ..., None] / 255.0
+    bf16, f32 = trained.predict(x, verbose=0), model.predict(x, verbose=0)
+    assert 1e-5 < np.abs(bf16 - f32).max() < 0.05  # the same weights, computed apart
+
+    # eval, and a LiteRT export (whose kernels have no bfloat16), score it as train did
+    proc = mnist("eval", f"ckpt={ckpt}", "hydra.run.dir=ev", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = mnist("export", f"ckpt={ckpt}", "format=litert", "hydra.run.dir=lite", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = mnist("eval", "ckpt=lite/model.tflite", "hydra.run.dir=ev_lite", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for ev in ("ev", "ev_lite"):
+        assert read_metrics(tmp_path / ev)["test"]["accuracy"] == m["test"]["accuracy"]
