@@ -9,9 +9,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 # Multiply-adds of one image's pass through a model's convolutions from which bfloat16 repays
-# its casts on a CPU that does it natively: LeNet-5 (2.15 M) trained 1.25x as fast and cnn_v2
-# (13.2 M) 1.49x; LeNet-5-BN and the textbook LeNet-5 (0.24 M each), strided_cnn (0.30 M) and
-# the dense nets (none) 0.91-1.04x (BENCHMARKS.md).
+# its casts on a CPU that does it natively: LeNet-5 (2.15 M) trained 1.25x as fast, cnn_v2
+# (13.2 M) 1.31-1.49x and cnn_v3 (15.2 M) 1.27x; LeNet-5-BN and the textbook LeNet-5 (0.24 M
+# each), strided_cnn (0.30 M) and the dense nets (none) 0.91-1.04x (BENCHMARKS.md).
 BFLOAT16_FROM_MACS = 1_000_000
 
 
