@@ -8,6 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from mnistcli.runtime import all_layers, cpuinfo_field
+
 # Multiply-adds of one image's pass through a model's convolutions from which bfloat16 repays
 # its casts on a CPU that does it natively: LeNet-5 (2.15 M) trained 1.25x as fast, cnn_v2
 # (13.2 M) 1.31-1.49x and cnn_v3 (15.2 M) 1.27x; LeNet-5-BN and the textbook LeNet-5 (0.24 M
@@ -18,14 +20,8 @@ BFLOAT16_FROM_MACS = 1_000_000
 def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU does bfloat16 arithmetic in hardware (x86's AVX512_BF16 or AMX-BF16 among
     `cpuinfo`'s flags), which oneDNN's kernels then use; False where that cannot be read."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return not {"avx512_bf16", "amx_bf16"}.isdisjoint(line.split(":", 1)[1].split())
-    return False
+    flags = cpuinfo_field("flags", cpuinfo) or ""
+    return not {"avx512_bf16", "amx_bf16"}.isdisjoint(flags.split())
 
 
 def layer_macs(layer: Any) -> int:
@@ -44,8 +40,6 @@ def layer_macs(layer: Any) -> int:
 def convolution_macs(model: Any) -> int:
     """Multiply-adds of one image's forward pass through `model`'s Conv2D layers."""
     import keras
-
-    from mnistcli.runtime import all_layers
 
     conv = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Conv2D)]
     return sum(map(layer_macs, conv))
