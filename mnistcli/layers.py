@@ -36,46 +36,78 @@ def positions_per_row(positions: int, channels: int) -> int:
     return max(d for d in range(1, min(fits, positions) + 1) if positions % d == 0)
 
 
+def shardable(layer: keras.layers.BatchNormalization) -> bool:
+    """Whether `normalize` can train `layer` (built): statistics over the last axis, no renorm,
+    not synchronized by a distribution strategy. Keras's own code does the others."""
+    last = (-1, layer.input_spec.ndim - 1) if layer.input_spec else (-1,)
+    return not layer.renorm and not layer.synchronized and layer.axis in last
+
+
+def normalize(
+    layer: keras.layers.BatchNormalization,
+    shards: list[tf.Tensor],
+    counts: list[tf.Tensor] | None = None,
+) -> list[tf.Tensor]:
+    """`layer` in training (a trainable layer that `shardable` accepts) over a batch held as
+    shards cut along its first axis: the batch's mean and variance, taken from each shard's
+    per-channel sums (over wide rows for the class below; one channel at a time, as Keras's, for
+    Keras's layer), each shard normalized by them, and the moving statistics updated once. Each
+    shard's ops depend only on it, but for the two C-wide sums, so shards on different threads
+    run side by side (mnistcli.shards). `counts`: the examples of each shard that count (a shard
+    of count 0 holds a stand-in example that is left out of the statistics); None: all of them.
+    One shard: the layer's own training step."""
+    channels = shards[0].shape[-1]
+    positions = math.prod(shards[0].shape[1:-1])
+    wide = isinstance(layer, BatchNormalization)  # Keras's layer: its sums, one channel each
+    k = positions_per_row(positions, channels) if wide else 1
+    dtype = keras.backend.result_type(shards[0].dtype, "float32")  # as Keras: float32 at least
+    rows = [tf.reshape(tf.cast(x, dtype), [-1, k * channels]) for x in shards]
+    if counts is None:
+        counts = [tf.shape(x)[0] for x in shards]
+    counted = [tf.cast(tf.minimum(c, 1), dtype) for c in counts]  # 0 for a stand-in
+    total = tf.cast(tf.add_n(list(counts)) * positions, dtype)
+
+    def per_channel(t: tf.Tensor) -> tf.Tensor:  # rows -> C sums
+        return tf.reduce_sum(tf.reshape(tf.reduce_sum(t, 0), [k, channels]), 0)
+
+    def across(c: tf.Tensor) -> tf.Tensor:  # C values -> one per column of a row
+        return tf.tile(c, [k])
+
+    def batch_sum(terms: list[tf.Tensor]) -> tf.Tensor:
+        return tf.add_n([w * per_channel(t) for w, t in zip(counted, terms, strict=True)])
+
+    # tf.nn.moments and tf.nn.batch_normalization, as Keras's layer calls them
+    mean = batch_sum(rows) / total
+    wide_mean = tf.stop_gradient(across(mean))
+    variance = batch_sum([tf.math.squared_difference(r, wide_mean) for r in rows]) / total
+    inv = tf.math.rsqrt(variance + layer.epsilon)
+    if layer.scale:
+        inv *= tf.cast(layer.gamma, dtype)
+    shift = -mean * inv
+    if layer.center:
+        shift += tf.cast(layer.beta, dtype)
+    wide_inv, wide_shift = across(inv), across(shift)
+    outputs = [
+        tf.cast(tf.reshape(r * wide_inv + wide_shift, tf.shape(x)), layer.compute_dtype)
+        for r, x in zip(rows, shards, strict=True)
+    ]
+    momentum = layer.momentum
+    layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1.0 - momentum))
+    layer.moving_variance.assign(layer.moving_variance * momentum + variance * (1.0 - momentum))
+    return outputs
+
+
 @keras.saving.register_keras_serializable(package="mnistcli")
 class BatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization whose training step sums channels over wide rows."""
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        if not (training and self.trainable) or mask is not None or self.renorm:
-            return super().call(inputs, training=training, mask=mask)
-        if self.synchronized or self.axis not in (-1, len(inputs.shape) - 1):
+        if not (training and self.trainable) or mask is not None or not shardable(self):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
-        k = positions_per_row(math.prod(inputs.shape[1:-1]), channels)
-        if k == 1:  # rows of one position: Keras's own sums are as wide
-            return super().call(inputs, training=training, mask=mask)
-        x = tf.cast(inputs, "float32")  # as Keras's layer: statistics in float32
-        rows = tf.reshape(x, [-1, k * channels])
-        count = tf.cast(tf.shape(rows)[0] * k, "float32")
-
-        def per_channel(t: tf.Tensor) -> tf.Tensor:  # rows -> C sums
-            return tf.reduce_sum(tf.reshape(tf.reduce_sum(t, 0), [k, channels]), 0)
-
-        def across(c: tf.Tensor) -> tf.Tensor:  # C values -> one per column of a row
-            return tf.tile(c, [k])
-
-        # tf.nn.moments and tf.nn.batch_normalization, as Keras's layer calls them
-        mean = per_channel(rows) / count
-        variance = per_channel(tf.math.squared_difference(rows, tf.stop_gradient(across(mean))))
-        variance /= count
-        inv = tf.math.rsqrt(variance + self.epsilon)
-        if self.scale:
-            inv *= tf.cast(self.gamma, "float32")
-        shift = -mean * inv
-        if self.center:
-            shift += tf.cast(self.beta, "float32")
-        outputs = tf.reshape(rows * across(inv) + across(shift), tf.shape(x))
-
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(
-            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
-        )
-        return tf.cast(outputs, self.compute_dtype)
+        if positions_per_row(math.prod(inputs.shape[1:-1]), channels) == 1:
+            return super().call(inputs, training=training, mask=mask)  # Keras's sums as wide
+        return normalize(self, [inputs])[0]
 
 
 @keras.saving.register_keras_serializable(package="mnistcli")

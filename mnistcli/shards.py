@@ -6,8 +6,10 @@ each half's loss and gradients with ops of one thread each, and TensorFlow's exe
 two halves at once, one per core; the gradients are then added, weighted by each shard's share
 of the batch. That is the batch's own gradient (its mean loss is the shards' weighted mean), so
 the optimizer sees the same batch size and training is the same up to float rounding: only
-dropout's masks are drawn per shard. Batch normalization would take its statistics per shard, so
-auto splits no model with it (`wanted`). BENCHMARKS.md: `bench/knob.py --knob trainer.shards=1`."""
+dropout's masks are drawn per shard. A batch-normalization layer takes the statistics of the
+whole batch: the step runs the model layer by layer, and each such layer on all the shards at
+once (layers.normalize), which join only for two sums per channel. BENCHMARKS.md: `bench/knob.py
+--knob trainer.shards=1`."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from keras.utils import unpack_x_y_sample_weight
 from omegaconf import DictConfig
 
 from mnistcli.errors import UserError
+from mnistcli.layers import normalize, shardable
 from mnistcli.models import probe
 from mnistcli.runtime import all_layers, thread_pools_set, usable_cpus, use_xla
 
@@ -28,17 +31,17 @@ from mnistcli.runtime import all_layers, thread_pools_set, usable_cpus, use_xla
 def wanted(cfg: DictConfig) -> int:
     """How many shards `trainer.shards` gives, decided before TensorFlow starts (its thread pools
     are set once). A number as it is; auto: one per CPU thread (runtime.threads, else the cores
-    this process may use) on a CPU, for a model that neither has batch normalization nor is
-    XLA-compiled (XLA runs a step's ops one after another); else 1. Where an earlier run in this
-    process (a sweep's job) set TensorFlow's thread pools, which it keeps, auto splits only if
-    they give each op one thread."""
+    this process may use) on a CPU, for a model that is not XLA-compiled (XLA runs a step's ops
+    one after another) and whose batch norm `splittable` allows; else 1. Where an earlier run in
+    this process (a sweep's job) set TensorFlow's thread pools, which it keeps, auto splits only
+    if they give each op one thread."""
     setting, threads = cfg.trainer.shards, cfg.runtime.threads or usable_cpus()
     if setting != "auto":
-        if setting > 1 and _has_batch_norm(probe(cfg.model)):
+        if setting > 1 and not splittable(probe(cfg.model)):
             raise UserError(
-                f"trainer.shards={setting}: model {cfg.model.name} has batch normalization, "
-                "whose statistics would then be each shard's, not the batch's; use "
-                "trainer.shards=1 (or auto)"
+                f"trainer.shards={setting}: model {cfg.model.name} has batch normalization that "
+                "cannot take the batch's statistics across shards (inside a nested model, or "
+                "with renorm); use trainer.shards=1 (or auto)"
             )
         return int(setting)
     on_gpu = cfg.device == "gpu" or (
@@ -48,13 +51,18 @@ def wanted(cfg: DictConfig) -> int:
     if on_gpu or threads < 2 or cfg.runtime.logical_cpus > 1 or fixed:
         return 1
     model = probe(cfg.model)
-    if _has_batch_norm(model) or use_xla(cfg.trainer, model, {"type": "cpu"}):
+    if not splittable(model) or use_xla(cfg.trainer, model, {"type": "cpu"}):
         return 1
     return threads
 
 
-def _has_batch_norm(model: keras.Model) -> bool:
-    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in all_layers(model))
+def splittable(model: keras.Model) -> bool:
+    """Whether shards train `model` as the whole batch would: every batch-normalization layer
+    sits in a Sequential model's own layers (the train step walks them; `_forward`) and is one
+    that layers.normalize trains."""
+    norms = [x for x in all_layers(model) if isinstance(x, keras.layers.BatchNormalization)]
+    own = model.layers if isinstance(model, keras.Sequential) else []
+    return all(norm in own and shardable(norm) for norm in norms)
 
 
 def _shards(k: int, x: Any, *more: Any) -> list[tuple[Any, Any, list[Any]]]:
@@ -74,26 +82,41 @@ def _shards(k: int, x: Any, *more: Any) -> list[tuple[Any, Any, list[Any]]]:
     return shards
 
 
+def _forward(model: keras.Model, xs: list[Any], counts: list[Any]) -> list[Any]:
+    """The model in training over shards of a batch, layer by layer (a Sequential model): each
+    layer on each shard, but a batch-normalization layer on all of them at once, with the
+    batch's statistics (layers.normalize), as the batch would have been."""
+    if not isinstance(model, keras.Sequential):
+        return [model(x, training=True) for x in xs]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
+            xs = normalize(layer, xs, counts)
+        else:
+            xs = [layer(x, training=True) for x in xs]
+    return xs
+
+
 def train_step(model: keras.Model, k: int, data: Any) -> dict[str, Any]:
     """Keras's train step (keras/src/backend/tensorflow/trainer.py, whose private loss helpers
     it calls as that does) over k shards of the batch, with no distribution strategy."""
     x, y, sample_weight = unpack_x_y_sample_weight(data)
     weights = model.trainable_weights
-    predictions, losses, gradients = [], [], []
-    for size, share, (x_i, y_i, weight_i) in _shards(k, x, y, sample_weight):
-        with tf.GradientTape() as tape:
-            y_pred = model(x_i, training=True)
+    shards = _shards(k, x, y, sample_weight)
+    with tf.GradientTape() as tape:
+        outputs = _forward(model, [x_i for _, _, (x_i, _, _) in shards], [n for n, _, _ in shards])
+        losses, scaled = [], []
+        for y_pred, (_, share, (x_i, y_i, weight_i)) in zip(outputs, shards, strict=True):
             loss = model._compute_loss(
                 x=x_i, y=y_i, y_pred=y_pred, sample_weight=weight_i, training=True
             )
             share = tf.cast(share, loss.dtype)
             losses.append(share * loss)
-            scaled = model.optimizer.scale_loss(loss) * share
-        predictions.append(y_pred[:size])
-        gradients.append(tape.gradient(scaled, weights))
+            scaled.append(model.optimizer.scale_loss(loss) * share)
+        total = tf.add_n(scaled)
+    gradients = tape.gradient(total, weights)
     model._loss_tracker.update_state(tf.add_n(losses), sample_weight=tf.shape(x)[0])
-    summed = [tf.add_n(list(g)) for g in zip(*gradients, strict=True)]
-    model.optimizer.apply_gradients(zip(summed, weights, strict=True))
+    model.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+    predictions = [y_pred[:size] for y_pred, (size, _, _) in zip(outputs, shards, strict=True)]
     return model.compute_metrics(x, y, tf.concat(predictions, 0), sample_weight=sample_weight)
 
 
