@@ -144,7 +144,7 @@ def test_looking_at_the_model_leaves_tensorflow_unstarted_and_names_alone() -> N
     assert proc.stdout.split() == ["conv2d"]
 
 
-def test_only_batch_norm_a_shard_step_can_see_whole_is_split() -> None:
+def test_splittable_where_the_split_step_normalizes_each_batch_norm_layer() -> None:
     """Shards take a batch-norm layer's statistics over the whole batch where the step walks the
     layers (a Sequential model's own) and normalizes them itself (no renorm)."""
     import keras
